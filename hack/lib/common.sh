@@ -1,0 +1,44 @@
+# Shared helpers for hack/ scripts. Source it; it sets REPO_ROOT, LOCAL_DIR and the log functions.
+# shellcheck shell=bash
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LOCAL_DIR=${LOCAL_DIR:-${REPO_ROOT}/.local}
+LOCAL_BIN=${LOCAL_DIR}/bin
+# The virtualenv stays in the checkout's .local even when LOCAL_DIR points elsewhere.
+VENV_DIR=${VENV_DIR:-${REPO_ROOT}/.local/venv}
+CACHE_DIR=${DRIFTGUARD_CACHE:-${XDG_CACHE_HOME:-${HOME}/.cache}/driftguard}
+# shellcheck source=hack/lib/versions.sh
+source "${REPO_ROOT}/hack/lib/versions.sh"
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# duration SECONDS -> "1m05s"
+duration() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+# python interpreter for the project's own helpers (certs, ...): the venv when there is one.
+python_bin() {
+  if [[ -x "${VENV_DIR}/bin/python" ]]; then
+    echo "${VENV_DIR}/bin/python"
+  else
+    command -v python3 || die "python3 not found on PATH"
+  fi
+}
+
+# ensure_venv: .local/venv with the project and its test extra, reinstalled only when
+# pyproject.toml or hack/constraints.txt change.
+ensure_venv() {
+  local venv="${VENV_DIR}" stamp want
+  want=$(cat "${REPO_ROOT}/pyproject.toml" "${REPO_ROOT}/hack/constraints.txt" | sha256sum | cut -c1-16)
+  stamp="${venv}/.driftguard-${want}"
+  [[ -f "${stamp}" ]] && return 0
+  local py=${PYTHON:-python3}
+  command -v "${py}" >/dev/null 2>&1 || die "${py} not found; driftguard needs Python >= 3.11"
+  "${py}" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "driftguard needs Python >= 3.11, ${py} is $("${py}" --version)"
+  log "installing driftguard and its test dependencies into ${venv} ..."
+  [[ -x "${venv}/bin/python" ]] || "${py}" -m venv "${venv}"
+  "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -c "${REPO_ROOT}/hack/constraints.txt" -e "${REPO_ROOT}[test]" ||
+    die "pip could not install driftguard's dependencies (see above)"
+  rm -f "${venv}"/.driftguard-* && touch "${stamp}"
+}
