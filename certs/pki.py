@@ -199,9 +199,7 @@ def remaining(cert_pem: bytes, now: datetime.datetime | None = None) -> datetime
     return load_cert(cert_pem).not_valid_after_utc - (now or _now())
 
 
-def needs_rotation(
-    cert_pem: bytes, now: datetime.datetime | None = None, *, fraction: float = 1 / 3
-) -> bool:
+def needs_rotation(cert_pem: bytes, now: datetime.datetime | None = None, *, fraction: float = 1 / 3) -> bool:
     """True once less than ``fraction`` of the certificate's lifetime is left (or it does not parse)."""
     try:
         cert = load_cert(cert_pem)

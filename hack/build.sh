@@ -23,7 +23,11 @@ ALL_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubectl et
 GO_ENV=(env GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false")
 KUBE_MINOR=${KUBE_VERSION#v*.}; KUBE_MINOR=${KUBE_MINOR%%.*}
 KUBE_MAJOR=${KUBE_VERSION#v}; KUBE_MAJOR=${KUBE_MAJOR%%.*}
-KUBE_LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} -X k8s.io/component-base/version.gitMajor=${KUBE_MAJOR} -X k8s.io/component-base/version.gitMinor=${KUBE_MINOR} -X k8s.io/component-base/version.gitTreeState=clean"
+KUBE_LDFLAGS="-s -w"
+# component-base gives --version; client-go gives the User-Agent (kubectl/v1.36.3, not v0.0.0).
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  KUBE_LDFLAGS+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=${KUBE_MAJOR} -X ${pkg}.gitMinor=${KUBE_MINOR} -X ${pkg}.gitTreeState=clean"
+done
 
 version_of() { # component -> pinned version
   case $1 in
@@ -48,7 +52,19 @@ reports_version() {
   grep -qE "(^|[^0-9.])v?${want#v}([^0-9.]|$)" <<<"${out}"
 }
 
-cache_entry() { echo "${CACHE_DIR}/bin/$1/$(version_of "$1")"; }
+ldflags_of() {
+  case $1 in
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo "${KUBE_LDFLAGS}" ;;
+    etcd) echo "-s -w" ;;
+    kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION}" ;;
+    helm) echo "-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" ;;
+  esac
+}
+
+# The cache key is the version plus a digest of how it is built, so a changed recipe rebuilds.
+cache_entry() {
+  echo "${CACHE_DIR}/bin/$1/$(version_of "$1")-$(ldflags_of "$1" | sha256sum | cut -c1-8)"
+}
 
 cache_valid() { # component
   local dir
@@ -130,14 +146,14 @@ build_into() { # component tmpdir
   version=$(version_of "${component}")
   case ${component} in
     kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
-      (cd "$(wrapper_module)" && "${GO_ENV[@]}" go build -ldflags "${KUBE_LDFLAGS}" -o "${out}/${component}" "k8s.io/kubernetes/cmd/${component}") ;;
+      (cd "$(wrapper_module)" && "${GO_ENV[@]}" go build -ldflags "$(ldflags_of "${component}")" -o "${out}/${component}" "k8s.io/kubernetes/cmd/${component}") ;;
     etcd)
-      (cd "$(wrapper_module)" && "${GO_ENV[@]}" go build -ldflags "-s -w" -o "${out}/etcd" go.etcd.io/etcd/server/v3) ;;
+      (cd "$(wrapper_module)" && "${GO_ENV[@]}" go build -ldflags "$(ldflags_of etcd)" -o "${out}/etcd" go.etcd.io/etcd/server/v3) ;;
     kwok)
-      "${GO_ENV[@]}" GOBIN="${out}" go install -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${version}" "sigs.k8s.io/kwok/cmd/kwok@${version}"
+      "${GO_ENV[@]}" GOBIN="${out}" go install -ldflags "$(ldflags_of kwok)" "sigs.k8s.io/kwok/cmd/kwok@${version}"
       kwok_stages "${out}/kwok-stages.yaml" ;;
     helm)
-      "${GO_ENV[@]}" GOBIN="${out}" go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=${version}" "helm.sh/helm/v3/cmd/helm@${version}" ;;
+      "${GO_ENV[@]}" GOBIN="${out}" go install -ldflags "$(ldflags_of helm)" "helm.sh/helm/v3/cmd/helm@${version}" ;;
   esac
 }
 
@@ -154,11 +170,12 @@ ensure() { # component: link a valid binary of the pinned version into .local/bi
     require_go "${component}"
     start=${SECONDS}
     log "${component} $(version_of "${component}"): building from Go modules ..."
-    local tmp="${dir}.tmp.$$"
-    rm -rf "${tmp}" && mkdir -p "${tmp}"
-    if ! build_into "${component}" "${tmp}"; then
+    local tmp="${dir}.tmp.$$" build_log="${CACHE_DIR}/logs/${component}.log"
+    rm -rf "${tmp}" && mkdir -p "${tmp}" "${CACHE_DIR}/logs"
+    if ! build_into "${component}" "${tmp}" >"${build_log}" 2>&1; then
       rm -rf "${tmp}"
-      die "building ${component} $(version_of "${component}") failed (see the go output above)"
+      tail -n 20 "${build_log}" >&2
+      die "building ${component} $(version_of "${component}") failed; the last lines of ${build_log} are above"
     fi
     (cd "${tmp}" && sha256sum "${component}" >"${component}.sha256")
     rm -rf "${dir}" && mv "${tmp}" "${dir}"
@@ -189,14 +206,14 @@ main() {
   local components=("$@")
   ((${#components[@]})) || components=("${ALL_COMPONENTS[@]}")
   mkdir -p "${LOCAL_BIN}" "${CACHE_DIR}/bin"
-  local start=${SECONDS} sampler peak_file
-  peak_file=$(mktemp)
-  sampler=$(start_memory_sampler "${peak_file}")
-  trap 'kill ${sampler} 2>/dev/null || true; rm -f "${peak_file}"' EXIT
+  local start=${SECONDS}
+  PEAK_FILE=$(mktemp)
+  SAMPLER=$(start_memory_sampler "${PEAK_FILE}")
+  trap 'kill "${SAMPLER}" 2>/dev/null || true; rm -f "${PEAK_FILE}"' EXIT
   local c
   for c in "${components[@]}"; do ensure "${c}"; done
   if ((SECONDS - start > 5)); then
-    log "binaries ready in .local/bin/ after $(duration $((SECONDS - start))); peak memory in use on the machine: $(cat "${peak_file}") MiB"
+    log "binaries ready in .local/bin/ after $(duration $((SECONDS - start))); peak memory in use on the machine: $(cat "${PEAK_FILE}") MiB"
   fi
 }
 

@@ -71,7 +71,7 @@ start() { # component args...
 
 k() { "${KUBECTL}" --kubeconfig "${KUBECONFIG_PATH}" "$@"; }
 
-apiserver_ready() { k get --raw /readyz; }
+apiserver_ready() { k get --raw /readyz >/dev/null 2>&1; }
 
 node_ready() {
   [[ "$(k get node "${NODE_NAME}" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]

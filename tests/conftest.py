@@ -34,7 +34,9 @@ def _running() -> bool:
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     was_running = _running()
-    up = subprocess.run([str(REPO_ROOT / "hack" / "local-up.sh")], capture_output=True, text=True, check=False)
+    up = subprocess.run(
+        [str(REPO_ROOT / "hack" / "local-up.sh")], capture_output=True, text=True, check=False
+    )
     if up.returncode != 0:
         pytest.fail(f"hack/local-up.sh failed (exit {up.returncode}):\n{up.stderr[-4000:]}", pytrace=False)
     yield Cluster(LOCAL_DIR / "kubeconfig", LOCAL_DIR / "bin", LOCAL_DIR / "pki")
@@ -61,4 +63,3 @@ def namespace(request: pytest.FixtureRequest, api_client: client.ApiClient) -> I
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name, propagation_policy="Background")
-

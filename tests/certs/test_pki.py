@@ -25,7 +25,15 @@ def openssl_verify(tmp_path: Path, ca: pki.KeyPair, leaf: pki.KeyPair, purpose: 
     (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
     (tmp_path / "leaf.pem").write_bytes(leaf.cert_pem)
     result = subprocess.run(
-        ["openssl", "verify", "-purpose", purpose, "-CAfile", str(tmp_path / "ca.pem"), str(tmp_path / "leaf.pem")],
+        [
+            "openssl",
+            "verify",
+            "-purpose",
+            purpose,
+            "-CAfile",
+            str(tmp_path / "ca.pem"),
+            str(tmp_path / "leaf.pem"),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -46,7 +54,10 @@ def test_a_serving_cert_carries_dns_and_ip_sans_and_server_auth(tmp_path: Path, 
         ca, "driftguard-extension", ["driftguard-extension.driftguard-system.svc", "localhost"], ["127.0.0.1"]
     )
     sans = leaf.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert sans.get_values_for_type(x509.DNSName) == ["driftguard-extension.driftguard-system.svc", "localhost"]
+    assert sans.get_values_for_type(x509.DNSName) == [
+        "driftguard-extension.driftguard-system.svc",
+        "localhost",
+    ]
     assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
     usages = leaf.cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usages) == [ExtendedKeyUsageOID.SERVER_AUTH]
@@ -139,13 +150,17 @@ def test_a_replaced_ca_reissues_every_leaf_it_signed(tmp_path: Path) -> None:
     assert pki.issued_by(files.read_pair(tmp_path, "admin").cert_pem, ca.cert_pem)
 
 
-def test_the_cli_makes_a_chain_that_openssl_accepts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_makes_a_chain_that_openssl_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert certs_cli(["ca", "--out", str(tmp_path / "ca"), "--cn", "cli-ca"]) == 0
     assert certs_cli(
         ["serving", "--ca", str(tmp_path / "ca"), "--out", str(tmp_path / "web"), "--cn", "web",
          "--dns", "web.example.svc", "--ip", "127.0.0.1"]
     ) == 0  # fmt: skip
-    assert certs_cli(["client", "--ca", str(tmp_path / "ca"), "--out", str(tmp_path / "me"), "--cn", "me"]) == 0
+    assert (
+        certs_cli(["client", "--ca", str(tmp_path / "ca"), "--out", str(tmp_path / "me"), "--cn", "me"]) == 0
+    )
     assert certs_cli(
         ["kubeconfig", "--ca", str(tmp_path / "ca"), "--client", str(tmp_path / "me"),
          "--server", "https://127.0.0.1:6443", "--out", str(tmp_path / "kubeconfig")]
@@ -156,6 +171,8 @@ def test_the_cli_makes_a_chain_that_openssl_accepts(tmp_path: Path, capsys: pyte
 
 
 def test_the_cli_reports_a_missing_ca_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert certs_cli(["client", "--ca", str(tmp_path / "nope"), "--out", str(tmp_path / "x"), "--cn", "x"]) == 1
+    assert (
+        certs_cli(["client", "--ca", str(tmp_path / "nope"), "--out", str(tmp_path / "x"), "--cn", "x"]) == 1
+    )
     err = capsys.readouterr().err
     assert err.strip() == f"error: {tmp_path / 'nope.crt'} does not exist"

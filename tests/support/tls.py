@@ -75,7 +75,10 @@ def serve_tls(serving: KeyPair, handler: Handler, client_ca_pem: bytes | None = 
                 for key, value in rdn:
                     if key == "commonName":
                         cn = value
-            seen = Seen(self.command, self.path, dict(self.headers.items()), cn, body)
+            headers: dict[str, str] = {}
+            for key, value in self.headers.items():  # repeated headers (X-Remote-Group) are joined
+                headers[key] = f"{headers[key]},{value}" if key in headers else value
+            seen = Seen(self.command, self.path, headers, cn, body)
             state.seen.append(seen)
             status, payload = handler(seen)
             data = json.dumps(payload).encode()
