@@ -126,6 +126,7 @@ def test_a_second_local_up_finds_the_running_cluster_and_starts_nothing(cluster:
     before = {p.name: p.read_text() for p in pid_files}
     result = run("local-up.sh", env={"LOCAL_DIR": str(LOCAL_DIR)})
     assert result.returncode == 0, result.stderr
-    assert "the control plane is already running at https://127.0.0.1:6443" in result.stderr
+    port = os.environ.get("APISERVER_PORT", "6443")
+    assert f"the control plane is already running at https://127.0.0.1:{port}" in result.stderr
     assert "starting" not in result.stderr
     assert {p.name: p.read_text() for p in sorted((LOCAL_DIR / "pids").glob("*.pid"))} == before
