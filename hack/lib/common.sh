@@ -36,9 +36,13 @@ ensure_venv() {
   "${py}" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "driftguard needs Python >= 3.11, ${py} is $("${py}" --version)"
   log "installing driftguard and its test dependencies into ${venv} ..."
   [[ -x "${venv}/bin/python" ]] || "${py}" -m venv "${venv}"
-  "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "${venv}/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -c "${REPO_ROOT}/hack/constraints.txt" -e "${REPO_ROOT}[test]" ||
-    die "pip could not install driftguard's dependencies (see above)"
+  # pip's output goes to a log (setuptools is chatty about editable installs); shown on failure.
+  local pip_log="${venv}/pip-install.log"
+  if ! { "${venv}/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
+    "${venv}/bin/python" -m pip install --disable-pip-version-check \
+      -c "${REPO_ROOT}/hack/constraints.txt" -e "${REPO_ROOT}[test]"; } >"${pip_log}" 2>&1; then
+    tail -n 20 "${pip_log}" >&2
+    die "pip could not install driftguard's dependencies; the last lines of ${pip_log} are above"
+  fi
   rm -f "${venv}"/.driftguard-* && touch "${stamp}"
 }
