@@ -1,0 +1,1 @@
+"""The extension: aggregated API server and drift-guard webhooks, run under gunicorn."""

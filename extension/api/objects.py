@@ -1,0 +1,143 @@
+"""What create, update, status update and delete do to an Application's object. Pure.
+
+These mirror kube-apiserver's generic registry for a custom resource with a status subresource:
+the main resource ignores ``status`` (and our ``operation``, which only the sync and rollback
+subresources set, so that RBAC on them means something); the status subresource changes nothing
+but ``status``; ``generation`` counts spec changes; finalizers delay deletion.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import secrets
+from typing import Any
+
+from extension.api import errors
+from extension.api.schema import GROUP, KIND, VERSION
+
+API_VERSION = f"{GROUP}/{VERSION}"
+# Fields the server owns: a client may echo them back, never change them.
+_SERVER_OWNED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
+_NAME_SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # kube's generateName alphabet
+
+
+def timestamp(now: datetime.datetime) -> str:
+    return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_kind(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise errors.bad_request("the request body must be a JSON object")
+    kind, api_version = body.get("kind"), body.get("apiVersion")
+    if not kind:
+        raise errors.bad_request("Object 'Kind' is missing in the request body")
+    if kind != KIND or api_version != API_VERSION:
+        raise errors.bad_request(
+            f"the body is {api_version}, Kind={kind}; this endpoint takes {API_VERSION}, Kind={KIND}"
+        )
+    if not isinstance(body.get("metadata", {}), dict):
+        raise errors.bad_request("metadata must be an object")
+    return body
+
+
+def for_create(body: Any, namespace: str, now: datetime.datetime, uid: str) -> dict[str, Any]:
+    app = copy.deepcopy(_check_kind(body))
+    meta = app.setdefault("metadata", {})
+    if meta.get("namespace") not in (None, "", namespace):
+        raise errors.bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
+    if not meta.get("name") and meta.get("generateName"):
+        suffix = "".join(secrets.choice(_NAME_SUFFIX_CHARS) for _ in range(5))
+        meta["name"] = f"{meta['generateName']}{suffix}"
+    for key in (*_SERVER_OWNED, "resourceVersion", "selfLink"):
+        meta.pop(key, None)
+    meta.update(namespace=namespace, uid=uid, creationTimestamp=timestamp(now), generation=1)
+    app.pop("status", None)
+    return app
+
+
+def _check_identity(old: dict[str, Any], body: dict[str, Any]) -> None:
+    old_meta, meta = old["metadata"], body.get("metadata") or {}
+    name = old_meta["name"]
+    if meta.get("name") not in (None, name):
+        raise errors.bad_request(
+            f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+        )
+    if meta.get("namespace") not in (None, "", old_meta["namespace"]):
+        raise errors.bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
+    if meta.get("uid") not in (None, "", old_meta["uid"]):
+        raise errors.conflict(
+            name,
+            f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta['uid']}",
+        )
+
+
+def for_update(old: dict[str, Any], body: Any) -> dict[str, Any]:
+    """The main resource: everything but status, operation and the server-owned metadata."""
+    app = copy.deepcopy(_check_kind(body))
+    _check_identity(old, app)
+    meta = app.setdefault("metadata", {})
+    for key in _SERVER_OWNED:
+        if key in old["metadata"]:
+            meta[key] = old["metadata"][key]
+        else:
+            meta.pop(key, None)
+    meta["name"], meta["namespace"] = old["metadata"]["name"], old["metadata"]["namespace"]
+    for key in ("status", "operation"):
+        if key in old:
+            app[key] = copy.deepcopy(old[key])
+        else:
+            app.pop(key, None)
+    if app.get("spec") != old.get("spec"):
+        meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+    if old["metadata"].get("deletionTimestamp"):
+        added = set(meta.get("finalizers") or []) - set(old["metadata"].get("finalizers") or [])
+        if added:
+            raise errors.APIError(
+                422, "Invalid",
+                f"Application.{GROUP} \"{old['metadata']['name']}\" is invalid: metadata.finalizers: "
+                f"Forbidden: no new finalizers can be added if the object is being deleted, found new "
+                f"finalizers {sorted(added)}",
+            )  # fmt: skip
+    return app
+
+
+def for_status_update(old: dict[str, Any], body: Any) -> dict[str, Any]:
+    """The status subresource: only ``status`` changes (and the controller clears ``operation``
+    there once it has taken the operation up, by sending ``operation: null``)."""
+    new = _check_kind(body)
+    _check_identity(old, new)
+    app = copy.deepcopy(old)
+    if "status" in new:
+        app["status"] = copy.deepcopy(new["status"])
+    if "operation" in new and new["operation"] is None:
+        app.pop("operation", None)
+    return app
+
+
+def with_operation(old: dict[str, Any], operation: dict[str, Any]) -> dict[str, Any]:
+    """The sync and rollback subresources record the operation for the controller."""
+    app = copy.deepcopy(old)
+    app["operation"] = operation
+    return app
+
+
+def for_delete(old: dict[str, Any], now: datetime.datetime) -> dict[str, Any] | None:
+    """The object to store after a DELETE, or None when it is to be removed now (no finalizers)."""
+    if not old["metadata"].get("finalizers"):
+        return None
+    app = copy.deepcopy(old)
+    if not app["metadata"].get("deletionTimestamp"):
+        app["metadata"]["deletionTimestamp"] = timestamp(now)
+        app["metadata"]["deletionGracePeriodSeconds"] = 0
+    return app
+
+
+def is_finalized(app: dict[str, Any]) -> bool:
+    """A deleted object whose last finalizer is gone is removed from storage."""
+    meta = app["metadata"]
+    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")

@@ -1,0 +1,57 @@
+"""Patch types the API accepts: JSON merge patch (RFC 7386) and JSON patch (RFC 6902). Pure.
+
+Strategic merge patch is refused with 415, as kube-apiserver does for custom resources: it needs
+patch strategies per field that only built-in types have.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonpatch
+
+from extension.api import errors
+
+MERGE = "application/merge-patch+json"
+JSON = "application/json-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+APPLY = "application/apply-patch+yaml"
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def apply_patch(content_type: str, original: dict[str, Any], patch: Any) -> dict[str, Any]:
+    media = content_type.split(";")[0].strip()
+    if media == MERGE:
+        if not isinstance(patch, dict):
+            raise errors.bad_request("a merge patch must be a JSON object")
+        return dict(merge_patch(original, patch))
+    if media == JSON:
+        if not isinstance(patch, list):
+            raise errors.bad_request("a JSON patch must be a JSON array of operations")
+        try:
+            result = jsonpatch.JsonPatch(patch).apply(original)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
+            raise errors.APIError(422, "Invalid", f"the JSON patch could not be applied: {exc}") from exc
+        if not isinstance(result, dict):
+            raise errors.bad_request("the JSON patch replaced the whole object with a non-object")
+        return result
+    if media == APPLY:
+        raise errors.APIError(
+            415,
+            "UnsupportedMediaType",
+            "server-side apply is not supported for applications.gitops.driftguard.io yet: "
+            "use client-side `kubectl apply` (the default), `kubectl edit` or `kubectl patch --type merge`",
+        )
+    raise errors.unsupported_media_type(media)

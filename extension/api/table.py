@@ -1,0 +1,139 @@
+"""The Table that ``kubectl get`` asks for (``Accept: application/json;as=Table;g=meta.k8s.io;v=v1``).
+
+Pure: columns are data; cells are computed from an Application and the current time.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "Name", "type": "string", "format": "name", "priority": 0,
+     "description": "Name must be unique within a namespace."},
+    {"name": "Sync Status", "type": "string", "format": "", "priority": 0,
+     "description": "Whether the live state matches Git: Synced, OutOfSync or Unknown."},
+    {"name": "Health", "type": "string", "format": "", "priority": 0,
+     "description": "The worst health of the Application's resources."},
+    {"name": "Revision", "type": "string", "format": "", "priority": 0,
+     "description": "The Git commit last applied (short SHA)."},
+    {"name": "Age", "type": "string", "format": "", "priority": 0,
+     "description": "Time since the Application was created."},
+    {"name": "Repo", "type": "string", "format": "", "priority": 1,
+     "description": "The Git repository the manifests come from."},
+    {"name": "Path", "type": "string", "format": "", "priority": 1,
+     "description": "The directory in the repository."},
+    {"name": "Target", "type": "string", "format": "", "priority": 1,
+     "description": "The branch, tag or commit to follow."},
+    {"name": "Project", "type": "string", "format": "", "priority": 1,
+     "description": "The project the Application belongs to."},
+    {"name": "Guard", "type": "string", "format": "", "priority": 1,
+     "description": "The drift guard's mode: enforce, warn or off."},
+]  # fmt: skip
+
+
+def human_duration(delta: datetime.timedelta) -> str:
+    """kube's duration.HumanDuration: 45s, 5m10s, 3h, 2d5h, 400d, 3y."""
+    seconds = int(delta.total_seconds())
+    if seconds < 0:
+        return "<invalid>"
+    if seconds < 60 * 2:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        rest = seconds % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 60 * 3:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = hours // 24 % 365
+        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def _age(app: dict[str, Any], now: datetime.datetime) -> str:
+    created = (app.get("metadata") or {}).get("creationTimestamp")
+    if not created:
+        return "<unknown>"
+    return human_duration(now - datetime.datetime.fromisoformat(created.replace("Z", "+00:00")))
+
+
+def cells(app: dict[str, Any], now: datetime.datetime) -> list[Any]:
+    spec, status = app.get("spec") or {}, app.get("status") or {}
+    source = spec.get("source") or {}
+    sync, health = status.get("sync") or {}, status.get("health") or {}
+    return [
+        app["metadata"]["name"],
+        sync.get("status") or "Unknown",
+        health.get("status") or "Unknown",
+        (sync.get("revision") or "")[:7] or "<none>",
+        _age(app, now),
+        source.get("repoURL", ""),
+        source.get("path", ""),
+        source.get("targetRevision", ""),
+        spec.get("project", ""),
+        (spec.get("driftGuard") or {}).get("mode", ""),
+    ]
+
+
+def _row_object(app: dict[str, Any], include: str) -> dict[str, Any] | None:
+    if include == "None":
+        return None
+    if include == "Object":
+        return app
+    return {
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": app.get("metadata", {}),
+    }
+
+
+def table(
+    apps: list[dict[str, Any]],
+    now: datetime.datetime,
+    *,
+    resource_version: str = "",
+    include_object: str = "Metadata",
+    continue_token: str = "",
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"resourceVersion": resource_version}
+    if continue_token:
+        metadata["continue"] = continue_token
+    rows = []
+    for app in apps:
+        row: dict[str, Any] = {"cells": cells(app, now)}
+        obj = _row_object(app, include_object)
+        if obj is not None:
+            row["object"] = obj
+        rows.append(row)
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": COLUMNS,
+        "rows": rows,
+    }
+
+
+def wants_table(accept: str) -> bool:
+    """True when the Accept header asks for a meta.k8s.io/v1 Table (kubectl get does)."""
+    for clause in accept.split(","):
+        params = {p.strip().split("=", 1)[0]: p.strip().split("=", 1)[-1] for p in clause.split(";")[1:]}
+        if (
+            params.get("as") == "Table"
+            and params.get("g") == "meta.k8s.io"
+            and params.get("v") in ("v1", "v1beta1")
+        ):
+            return True
+    return False

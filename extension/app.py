@@ -1,0 +1,306 @@
+"""The Flask app: the aggregated API for applications.gitops.driftguard.io, plus health.
+
+Views only parse and serialize: authentication and authorization are in ``auth``, the verbs in
+``resources``, the wire formats in ``api``. Every error is a ``metav1.Status``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from flask import Flask, Response, request, stream_with_context
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from extension.api import discovery, errors, openapi, selectors, table
+from extension.api.schema import GROUP, PLURAL, VERSION
+from extension.auth import Attributes, RequestHeaderConfig, User, authenticate
+from extension.resources import Applications, Result, WriteOptions
+
+log = logging.getLogger(__name__)
+
+PREFIX = f"/apis/{GROUP}/{VERSION}"
+MAX_BODY = 1024 * 1024  # as kube-apiserver's default for a single object, more or less
+WATCH_TIMEOUT_DEFAULT = 1800
+
+
+class Authorizer(Protocol):
+    def check(self, user: User, attrs: Attributes) -> tuple[bool, str]: ...
+
+
+@dataclass
+class Deps:
+    """What the app needs from the outside world; tests pass fakes at this seam."""
+
+    applications: Applications
+    authorizer: Authorizer
+    requestheader: Callable[[], RequestHeaderConfig | None]
+    readiness: Callable[[], list[str]] = lambda: []  # what is not ready yet
+    clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
+    peer_cert: Callable[[dict[str, Any]], dict[str, Any] | None] = field(
+        default=lambda environ: _gunicorn_peer_cert(environ)
+    )
+
+
+def _gunicorn_peer_cert(environ: dict[str, Any]) -> dict[str, Any] | None:
+    sock = environ.get("gunicorn.socket")
+    getpeercert = getattr(sock, "getpeercert", None)
+    return getpeercert() if getpeercert else None
+
+
+def _json(body: Any, code: int = 200, warnings: list[str] | None = None) -> Response:
+    response = Response(json.dumps(body, separators=(",", ":")), status=code, mimetype="application/json")
+    for warning in warnings or []:
+        response.headers.add("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
+    return response
+
+
+def _error(exc: errors.APIError) -> Response:
+    return _json(exc.status(), exc.code)
+
+
+def _write_options() -> WriteOptions:
+    dry_run = request.args.getlist("dryRun")
+    if any(d != "All" for d in dry_run):
+        raise errors.bad_request(f'dryRun: Unsupported value: {dry_run}: supported values: "All"')
+    validation = request.args.get("fieldValidation", "Warn") or "Warn"
+    if validation not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(
+            f'fieldValidation: Unsupported value: "{validation}": '
+            'supported values: "Ignore", "Strict", "Warn"'
+        )
+    return WriteOptions(dry_run=bool(dry_run), field_validation=validation)
+
+
+def _body() -> Any:
+    raw = request.get_data(cache=False)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
+
+
+def create_app(deps: Deps) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+
+    @app.errorhandler(errors.APIError)
+    def api_error(exc: errors.APIError) -> Response:
+        return _error(exc)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge) -> Response:
+        return _error(errors.too_large(MAX_BODY))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        if code == 404:
+            return _error(
+                errors.APIError(404, "NotFound", "the server could not find the requested resource")
+            )
+        if code == 405:
+            return _error(errors.method_not_allowed(request.method, request.path))
+        return _error(errors.APIError(code, exc.name.replace(" ", ""), exc.description or exc.name))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(errors.internal(type(exc).__name__))
+
+    # --- health: no authentication, as kube-apiserver's probes expect ------------------------
+    @app.get("/healthz")
+    @app.get("/livez")
+    def live() -> Response:
+        return Response("ok", mimetype="text/plain")
+
+    @app.get("/readyz")
+    def ready() -> Response:
+        missing = deps.readiness()
+        if missing:
+            return Response("not ready: " + "; ".join(missing), status=503, mimetype="text/plain")
+        return Response("ok", mimetype="text/plain")
+
+    # --- authenticated from here on ----------------------------------------------------------
+    def user() -> User:
+        config = deps.requestheader()
+        if config is None:
+            raise errors.service_unavailable("the requestheader configuration is not loaded yet")
+        return authenticate(deps.peer_cert(request.environ), request.environ, config)
+
+    def authorize(who: User, attrs: Attributes) -> None:
+        allowed, _ = deps.authorizer.check(who, attrs)
+        if not allowed:
+            resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+            raise errors.forbidden(who.name, attrs.verb, resource, attrs.namespace, attrs.name)
+
+    @app.get("/apis")
+    def apis() -> Response:
+        user()
+        return _json(discovery.api_group_list())
+
+    @app.get(f"/apis/{GROUP}")
+    def api_group() -> Response:
+        user()
+        return _json(discovery.api_group())
+
+    @app.get(PREFIX)
+    def api_resources() -> Response:
+        user()
+        return _json(discovery.api_resource_list())
+
+    v3 = openapi.openapi_v3_group_version()
+    v3_hash = openapi.content_hash(v3)
+    v2 = openapi.openapi_v2()
+
+    @app.get("/openapi/v2")
+    def openapi_v2() -> Response:
+        user()
+        return _json(v2)
+
+    @app.get("/openapi/v3")
+    def openapi_v3_root() -> Response:
+        user()
+        return _json(openapi.openapi_v3_root(v3_hash))
+
+    @app.get(f"/openapi/v3{PREFIX}")
+    def openapi_v3() -> Response:
+        user()
+        response = _json(v3)
+        if request.args.get("hash") == v3_hash:
+            response.headers["Cache-Control"] = "public, immutable"
+        return response
+
+    apps = deps.applications
+
+    def respond(result: Result) -> Response:
+        return _json(result.body, result.code, result.warnings)
+
+    def list_or_watch(namespace: str | None, who: User) -> Response:
+        watching = request.args.get("watch") in ("true", "1")
+        authorize(who, Attributes("watch" if watching else "list", PLURAL, namespace))
+        labels = selectors.label_selector(request.args.get("labelSelector"))
+        fields = selectors.field_selector(request.args.get("fieldSelector"))
+
+        def match(app_: dict[str, Any]) -> bool:
+            return labels(app_["metadata"].get("labels") or {}) and fields(app_)
+
+        as_table = table.wants_table(request.headers.get("Accept", ""))
+        include = request.args.get("includeObject", "Metadata")
+        rv = request.args.get("resourceVersion") or None
+        if watching:
+            timeout = int(request.args.get("timeoutSeconds") or WATCH_TIMEOUT_DEFAULT)
+            bookmarks = request.args.get("allowWatchBookmarks") == "true" and not as_table
+            stream = _watch_stream(
+                apps, namespace, rv, timeout, match, as_table, include, bookmarks, deps.clock
+            )
+            return Response(stream_with_context(stream), mimetype="application/json")
+        items, list_rv = apps.list(namespace, match, rv)
+        if as_table:
+            return _json(table.table(items, deps.clock(), resource_version=list_rv, include_object=include))
+        return _json(
+            {"kind": "ApplicationList", "apiVersion": f"{GROUP}/{VERSION}",
+             "metadata": {"resourceVersion": list_rv}, "items": items}
+        )  # fmt: skip
+
+    def one(app_: dict[str, Any]) -> Response:
+        if table.wants_table(request.headers.get("Accept", "")):
+            include = request.args.get("includeObject", "Metadata")
+            return _json(
+                table.table([app_], deps.clock(), resource_version=app_["metadata"]["resourceVersion"],
+                            include_object=include)
+            )  # fmt: skip
+        return _json(app_)
+
+    @app.get(f"{PREFIX}/{PLURAL}")
+    def all_namespaces() -> Response:
+        return list_or_watch(None, user())
+
+    @app.route(f"{PREFIX}/namespaces/<namespace>/{PLURAL}", methods=["GET", "POST", "DELETE"])
+    def collection(namespace: str) -> Response:
+        who = user()
+        if request.method == "GET":
+            return list_or_watch(namespace, who)
+        if request.method == "POST":
+            authorize(who, Attributes("create", PLURAL, namespace))
+            return respond(apps.create(namespace, _body(), _write_options()))
+        authorize(who, Attributes("deletecollection", PLURAL, namespace))
+        labels = selectors.label_selector(request.args.get("labelSelector"))
+        fields = selectors.field_selector(request.args.get("fieldSelector"))
+        return _json(
+            apps.delete_collection(
+                namespace, lambda a: labels(a["metadata"].get("labels") or {}) and fields(a), _write_options()
+            )
+        )
+
+    @app.route(f"{PREFIX}/namespaces/<namespace>/{PLURAL}/<name>", methods=["GET", "PUT", "PATCH", "DELETE"])
+    def item(namespace: str, name: str) -> Response:
+        who = user()
+        verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[request.method]
+        authorize(who, Attributes(verb, PLURAL, namespace, name))
+        if verb == "get":
+            return one(apps.get(namespace, name))
+        if verb == "update":
+            return respond(apps.update(namespace, name, _body(), _write_options()))
+        if verb == "patch":
+            return respond(apps.patch(namespace, name, request.content_type or "", _body(), _write_options()))
+        options = _body() or {}
+        return respond(apps.delete(namespace, name, _write_options(), options.get("preconditions")))
+
+    @app.route(f"{PREFIX}/namespaces/<namespace>/{PLURAL}/<name>/status", methods=["GET", "PUT", "PATCH"])
+    def status(namespace: str, name: str) -> Response:
+        who = user()
+        verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}[request.method]
+        authorize(who, Attributes(verb, PLURAL, namespace, name, subresource="status"))
+        if verb == "get":
+            return one(apps.get(namespace, name))
+        if verb == "update":
+            return respond(apps.update(namespace, name, _body(), _write_options(), status=True))
+        return respond(
+            apps.patch(namespace, name, request.content_type or "", _body(), _write_options(), status=True)
+        )
+
+    @app.post(f"{PREFIX}/namespaces/<namespace>/{PLURAL}/<name>/<operation>")
+    def operate(namespace: str, name: str, operation: str) -> Response:
+        if operation not in ("sync", "rollback"):
+            raise errors.APIError(
+                404, "NotFound", f"the server could not find the requested resource ({operation})"
+            )
+        who = user()
+        authorize(who, Attributes("create", PLURAL, namespace, name, subresource=operation))
+        return respond(apps.operate(namespace, name, operation, _body(), who.name, _write_options()))
+
+    return app
+
+
+def _watch_stream(
+    apps: Applications,
+    namespace: str | None,
+    rv: str | None,
+    timeout: int,
+    match: Callable[[dict[str, Any]], bool],
+    as_table: bool,
+    include: str,
+    bookmarks: bool,
+    clock: Callable[[], datetime.datetime],
+) -> Iterator[str]:
+    try:
+        for event in apps.watch(namespace, rv, timeout):
+            kind, obj = event["type"], event["object"]
+            if kind == "BOOKMARK" and not bookmarks:
+                continue
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                if not match(obj):
+                    continue
+                if as_table:
+                    obj = table.table([obj], clock(), resource_version=obj["metadata"]["resourceVersion"],
+                                      include_object=include)  # fmt: skip
+            yield json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n"
+    except errors.APIError as exc:
+        yield json.dumps({"type": "ERROR", "object": exc.status()}) + "\n"

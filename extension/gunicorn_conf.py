@@ -1,0 +1,32 @@
+"""gunicorn settings for the extension: ``gunicorn -c python:extension.gunicorn_conf extension.wsgi:app``.
+
+Loading this module settles the serving certificate (see ``extension.server.prepare``) in the
+master, before it binds, so every worker serves the same certificate from the first request.
+"""
+
+import logging
+import ssl
+
+from extension.server import prepare
+from extension.settings import Settings
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+_settings = Settings.from_env()
+_tls = prepare(_settings)
+
+bind = [_settings.bind]
+workers = _settings.workers
+# gthread: each open watch holds a thread, so size threads for the watches you expect.
+worker_class = "gthread"
+threads = _settings.threads
+keepalive = 75  # kube-apiserver reuses connections: no TLS handshake per request
+timeout = 60
+graceful_timeout = 20
+certfile = _tls["certfile"]
+keyfile = _tls["keyfile"]
+ca_certs = _tls["ca_certs"]
+# Optional: the front proxy presents a certificate, webhook calls and probes do not.
+cert_reqs = ssl.CERT_OPTIONAL
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'

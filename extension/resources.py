@@ -1,0 +1,265 @@
+"""The verbs of the applications resource, over a store. No HTTP here: app.py parses requests,
+calls these, and serializes what they return or raise (``APIError``)."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from extension.api import errors, objects, patches
+from extension.api.schema import GROUP
+from extension.api.validation import (
+    apply_defaults,
+    unknown_fields,
+    validate,
+    validate_rollback_request,
+    validate_sync_request,
+)
+
+CONFLICT_RETRIES = 5
+
+
+class Store(Protocol):
+    def get(self, namespace: str, name: str) -> dict[str, Any]: ...
+    def list(
+        self, namespace: str | None, resource_version: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]: ...
+    def create(self, app: dict[str, Any]) -> dict[str, Any]: ...
+    def update(self, app: dict[str, Any]) -> dict[str, Any]: ...
+    def delete(self, app: dict[str, Any]) -> None: ...
+    def watch(
+        self, namespace: str | None, resource_version: str | None, timeout_seconds: int
+    ) -> Iterator[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    dry_run: bool = False
+    field_validation: str = "Warn"  # Strict | Warn | Ignore, as kube-apiserver's fieldValidation
+
+
+@dataclass
+class Result:
+    body: dict[str, Any]
+    code: int = 200
+    warnings: list[str] = field(default_factory=list)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _prune(obj: dict[str, Any], path: str) -> None:
+    """Drop an unknown field by its dotted path (``spec.source.repoUrl``, ``spec.x[0].y``), as
+    kube-apiserver prunes fields a structural schema does not know."""
+    parts: list[str | int] = []
+    for part in path.split("."):
+        name, _, rest = part.partition("[")
+        if name:
+            parts.append(name)
+        for index in rest.replace("]", "").split("[") if rest else []:
+            if index.isdigit():
+                parts.append(int(index))
+    node: Any = obj
+    for step in parts[:-1]:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(node, dict) and isinstance(parts[-1], str):
+        node.pop(parts[-1], None)
+
+
+@dataclass
+class Applications:
+    store: Store
+    clock: Callable[[], datetime.datetime] = _now
+    new_uid: Callable[[], str] = lambda: str(uuid.uuid4())
+
+    # --- checks shared by every write ---------------------------------------------------------
+    def _admit(self, app: dict[str, Any], opts: WriteOptions, *, for_create: bool) -> list[str]:
+        """Default, check unknown fields per fieldValidation, validate; returns warnings."""
+        warnings: list[str] = []
+        unknown = unknown_fields(app)
+        if unknown and opts.field_validation == "Strict":
+            raise errors.bad_request(
+                "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in unknown)
+            )
+        if unknown and opts.field_validation == "Warn":
+            warnings += [f'unknown field "{path}"' for path in unknown]
+        for path in unknown:
+            _prune(app, path)
+        app.update(apply_defaults(app))
+        problems = validate(app, for_create=for_create)
+        if problems:
+            name = app.get("metadata", {}).get("name") or app.get("metadata", {}).get("generateName", "")
+            raise errors.invalid(
+                name,
+                [
+                    {"reason": p.type, "message": p.detail().split(": ", 1)[-1], "field": p.path}
+                    for p in problems
+                ],
+            )
+        return warnings
+
+    # --- reads -------------------------------------------------------------------------------
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.store.get(namespace, name)
+
+    def list(
+        self,
+        namespace: str | None,
+        match: Callable[[dict[str, Any]], bool],
+        resource_version: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        apps, rv = self.store.list(namespace, resource_version or None)
+        return [a for a in apps if match(a)], rv
+
+    # --- writes ------------------------------------------------------------------------------
+    def create(self, namespace: str, body: Any, opts: WriteOptions) -> Result:
+        app = objects.for_create(body, namespace, self.clock(), self.new_uid())
+        warnings = self._admit(app, opts, for_create=True)
+        if opts.dry_run:
+            return Result(app, 201, warnings)
+        return Result(self.store.create(app), 201, warnings)
+
+    def _write(self, old: dict[str, Any], new: dict[str, Any], opts: WriteOptions) -> dict[str, Any]:
+        if objects.is_finalized(new):
+            if not opts.dry_run:
+                self.store.delete(new)
+            return new
+        if new == old or opts.dry_run:
+            return new
+        return self.store.update(new)
+
+    def update(
+        self, namespace: str, name: str, body: Any, opts: WriteOptions, *, status: bool = False
+    ) -> Result:
+        """PUT. A resourceVersion in the body is a precondition; without one the update is
+        unconditional (as for custom resources) and retried on a concurrent write."""
+        wanted_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
+        for _ in range(CONFLICT_RETRIES):
+            old = self.store.get(namespace, name)
+            if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+                raise errors.stale(name)
+            new = objects.for_status_update(old, body) if status else objects.for_update(old, body)
+            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            warnings = self._admit(new, opts, for_create=False)
+            try:
+                return Result(self._write(old, new, opts), 200, warnings)
+            except errors.APIError as exc:
+                if exc.code != 409 or wanted_rv:
+                    raise
+        raise errors.conflict(name, "too many concurrent writes; try again")
+
+    def patch(
+        self,
+        namespace: str,
+        name: str,
+        content_type: str,
+        patch: Any,
+        opts: WriteOptions,
+        *,
+        status: bool = False,
+    ) -> Result:
+        for _ in range(CONFLICT_RETRIES):
+            old = self.store.get(namespace, name)
+            patched = patches.apply_patch(content_type, old, patch)
+            wanted_rv = (patched.get("metadata") or {}).get("resourceVersion")
+            if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+                raise errors.stale(name)
+            new = objects.for_status_update(old, patched) if status else objects.for_update(old, patched)
+            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            warnings = self._admit(new, opts, for_create=False)
+            try:
+                return Result(self._write(old, new, opts), 200, warnings)
+            except errors.APIError as exc:
+                if exc.code != 409:
+                    raise
+        raise errors.conflict(name, "too many concurrent writes; try again")
+
+    def delete(
+        self, namespace: str, name: str, opts: WriteOptions, preconditions: dict[str, Any] | None = None
+    ) -> Result:
+        old = self.store.get(namespace, name)
+        pre = preconditions or {}
+        if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
+            raise errors.conflict(
+                name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, "
+                f"UID in object meta: {old['metadata']['uid']}",
+            )
+        if pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
+            raise errors.stale(name)
+        new = objects.for_delete(old, self.clock())
+        if opts.dry_run:
+            return Result(new or old)
+        if new is None:
+            self.store.delete(old)
+            return Result(old)
+        return Result(self._write(old, new, opts), 200)
+
+    def delete_collection(
+        self, namespace: str, match: Callable[[dict[str, Any]], bool], opts: WriteOptions
+    ) -> dict[str, Any]:
+        apps, rv = self.list(namespace, match)
+        deleted = [self.delete(namespace, a["metadata"]["name"], opts).body for a in apps]
+        return {
+            "kind": "ApplicationList",
+            "apiVersion": objects.API_VERSION,
+            "metadata": {"resourceVersion": rv},
+            "items": deleted,
+        }
+
+    # --- operations --------------------------------------------------------------------------
+    def operate(
+        self, namespace: str, name: str, kind: str, body: Any, user: str, opts: WriteOptions
+    ) -> Result:
+        """``sync`` or ``rollback``: record the operation for the controller to carry out."""
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise errors.bad_request(f"the {kind} request body must be a JSON object")
+        problems = (validate_sync_request if kind == "sync" else validate_rollback_request)(body)
+        if problems:
+            raise errors.APIError(
+                422, "Invalid",
+                f'{kind} request for Application "{name}" is invalid: '
+                + ", ".join(p.detail() for p in problems),
+                {"name": name, "group": GROUP, "kind": "applications",
+                 "causes": [p.cause() for p in problems]},
+            )  # fmt: skip
+        op = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
+        for _ in range(CONFLICT_RETRIES):
+            old = self.store.get(namespace, name)
+            if old["metadata"].get("deletionTimestamp"):
+                raise errors.conflict(name, f"the Application is being deleted; {kind} is refused")
+            if kind == "rollback":
+                ids = [h.get("id") for h in (old.get("status") or {}).get("history") or []]
+                if op["id"] not in ids:
+                    known = ", ".join(str(i) for i in ids) or "none yet"
+                    raise errors.APIError(
+                        422,
+                        "Invalid",
+                        f'Application "{name}" has no history id {op["id"]} (known ids: {known})',
+                    )
+            operation = {
+                kind: op,
+                "initiatedBy": {"username": user},
+                "requestedAt": objects.timestamp(self.clock()),
+            }
+            new = objects.with_operation(old, operation)
+            try:
+                return Result(self._write(old, new, opts), 200)
+            except errors.APIError as exc:
+                if exc.code != 409:
+                    raise
+        raise errors.conflict(name, "too many concurrent writes; try again")
+
+    def watch(
+        self, namespace: str | None, resource_version: str | None, timeout: int
+    ) -> Iterator[dict[str, Any]]:
+        return self.store.watch(namespace, resource_version, timeout)

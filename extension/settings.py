@@ -1,0 +1,49 @@
+"""The extension's settings, from the environment, with documented defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespace: str = "driftguard-system"  # DRIFTGUARD_NAMESPACE: install namespace (storage, cert Secret)
+    bind: str = "0.0.0.0:8443"  # DRIFTGUARD_BIND: host:port to serve HTTPS on
+    service: str = "driftguard-extension"  # DRIFTGUARD_SERVICE: the Service in front (cert SANs)
+    tls_secret: str = "driftguard-extension-tls"  # noqa: S105 (a Secret's name)
+    # DRIFTGUARD_TLS_SECRET: CA and serving cert
+    api_service: str = "v1alpha1.gitops.driftguard.io"  # the APIService whose caBundle we write
+    cert_dir: str = "/tmp/driftguard-extension"  # noqa: S108 (an emptyDir in the pod)
+    # DRIFTGUARD_CERT_DIR: where gunicorn reads the certs
+    workers: int = 2  # DRIFTGUARD_WORKERS
+    threads: int = 32  # DRIFTGUARD_THREADS: each open watch holds one
+    kubeconfig: str = field(default="")  # KUBECONFIG; empty: in-cluster config
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        settings = cls(
+            namespace=env.get("DRIFTGUARD_NAMESPACE", cls.namespace),
+            bind=env.get("DRIFTGUARD_BIND", cls.bind),
+            service=env.get("DRIFTGUARD_SERVICE", cls.service),
+            tls_secret=env.get("DRIFTGUARD_TLS_SECRET", cls.tls_secret),
+            cert_dir=env.get("DRIFTGUARD_CERT_DIR", cls.cert_dir),
+            workers=int(env.get("DRIFTGUARD_WORKERS", cls.workers)),
+            threads=int(env.get("DRIFTGUARD_THREADS", cls.threads)),
+            kubeconfig=env.get("KUBECONFIG", ""),
+        )
+        problems = settings.validate()
+        if problems:
+            raise ValueError("invalid settings: " + "; ".join(problems))
+        return settings
+
+    def validate(self) -> list[str]:
+        problems = []
+        if ":" not in self.bind:
+            problems.append(f"DRIFTGUARD_BIND {self.bind!r} must be host:port")
+        if self.workers < 1:
+            problems.append("DRIFTGUARD_WORKERS must be at least 1")
+        if self.threads < 4:
+            problems.append("DRIFTGUARD_THREADS must be at least 4 (each open watch holds a thread)")
+        return problems
