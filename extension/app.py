@@ -197,9 +197,9 @@ def create_app(deps: Deps) -> Flask:
         if watching:
             timeout = int(request.args.get("timeoutSeconds") or WATCH_TIMEOUT_DEFAULT)
             bookmarks = request.args.get("allowWatchBookmarks") == "true" and not as_table
-            stream = _watch_stream(
-                apps, namespace, rv, timeout, match, as_table, include, bookmarks, deps.clock
-            )
+            initial = request.args.get("sendInitialEvents") == "true"
+            events = apps.watch(namespace, rv, timeout, initial)
+            stream = _watch_stream(events, match, as_table, include, bookmarks, deps.clock)
             return Response(stream_with_context(stream), mimetype="application/json")
         items, list_rv = apps.list(namespace, match, rv)
         if as_table:
@@ -280,10 +280,7 @@ def create_app(deps: Deps) -> Flask:
 
 
 def _watch_stream(
-    apps: Applications,
-    namespace: str | None,
-    rv: str | None,
-    timeout: int,
+    events: Iterator[dict[str, Any]],
     match: Callable[[dict[str, Any]], bool],
     as_table: bool,
     include: str,
@@ -291,7 +288,7 @@ def _watch_stream(
     clock: Callable[[], datetime.datetime],
 ) -> Iterator[str]:
     try:
-        for event in apps.watch(namespace, rv, timeout):
+        for event in events:
             kind, obj = event["type"], event["object"]
             if kind == "BOOKMARK" and not bookmarks:
                 continue

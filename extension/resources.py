@@ -31,7 +31,11 @@ class Store(Protocol):
     def update(self, app: dict[str, Any]) -> dict[str, Any]: ...
     def delete(self, app: dict[str, Any]) -> None: ...
     def watch(
-        self, namespace: str | None, resource_version: str | None, timeout_seconds: int
+        self,
+        namespace: str | None,
+        resource_version: str | None,
+        timeout_seconds: int,
+        send_initial_events: bool = False,
     ) -> Iterator[dict[str, Any]]: ...
 
 
@@ -260,6 +264,10 @@ class Applications:
         raise errors.conflict(name, "too many concurrent writes; try again")
 
     def watch(
-        self, namespace: str | None, resource_version: str | None, timeout: int
+        self,
+        namespace: str | None,
+        resource_version: str | None,
+        timeout: int,
+        send_initial_events: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        return self.store.watch(namespace, resource_version, timeout)
+        return self.store.watch(namespace, resource_version, timeout, send_initial_events)

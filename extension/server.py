@@ -51,6 +51,7 @@ def prepare(settings: Settings) -> dict[str, str]:
     except client.exceptions.ApiException as exc:
         log.warning("could not write the caBundle of APIService %s: %s", settings.api_service, exc.reason)
     directory = Path(settings.cert_dir)
+    files.write_atomic(directory / "ca.crt", secret.ca_pem)
     files.write_atomic(directory / "tls.crt", secret.cert_pem)
     files.write_atomic(directory / "tls.key", secret.key_pem, 0o600)
     files.write_atomic(directory / "requestheader-ca.crt", read_requestheader(api).client_ca_pem.encode())

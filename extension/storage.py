@@ -163,7 +163,11 @@ class Store:
         )
 
     def watch(
-        self, namespace: str | None, resource_version: str | None, timeout_seconds: int
+        self,
+        namespace: str | None,
+        resource_version: str | None,
+        timeout_seconds: int,
+        send_initial_events: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Watch events translated to Applications. kube-apiserver's ERROR events (410 Gone on a
         compacted resourceVersion) pass through unchanged, so clients re-list as they would."""
@@ -176,6 +180,11 @@ class Store:
         }
         if resource_version:
             kwargs["resource_version"] = resource_version
+        if send_initial_events:
+            # A "watch list" (kubectl wait, client-go informers): kube-apiserver sends the current
+            # objects as ADDED, then a bookmark annotated k8s.io/initial-events-end.
+            kwargs["send_initial_events"] = True
+            kwargs["resource_version_match"] = "NotOlderThan"
         try:
             # _preload_content=False: the raw urllib3 response, streamed line by line.
             response: Any = self.core.list_namespaced_config_map(self.namespace, **kwargs)
@@ -197,9 +206,16 @@ class Store:
         if kind == "ERROR":
             return event
         if kind == "BOOKMARK":
-            rv = obj.get("metadata", {}).get("resourceVersion", "")
-            return {"type": "BOOKMARK", "object": {
-                "kind": "Application", "apiVersion": "gitops.driftguard.io/v1alpha1",
-                "metadata": {"resourceVersion": rv},
-            }}  # fmt: skip
+            meta = obj.get("metadata", {})
+            bookmark: dict[str, Any] = {"resourceVersion": meta.get("resourceVersion", "")}
+            if meta.get("annotations"):  # k8s.io/initial-events-end ends a watch list
+                bookmark["annotations"] = meta["annotations"]
+            return {
+                "type": "BOOKMARK",
+                "object": {
+                    "kind": "Application",
+                    "apiVersion": "gitops.driftguard.io/v1alpha1",
+                    "metadata": bookmark,
+                },
+            }
         return {"type": kind, "object": self._to_app(obj)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes import client, config
 
-from tests.support.cluster import LOCAL_DIR, REPO_ROOT, Cluster
+from tests.support.cluster import LOCAL_DIR, REPO_ROOT, Cluster, running_pid
+from tests.support.waiting import wait_for
 
 
 def _running() -> bool:
@@ -42,6 +44,26 @@ def cluster() -> Iterator[Cluster]:
     yield Cluster(LOCAL_DIR / "kubeconfig", LOCAL_DIR / "bin", LOCAL_DIR / "pki")
     if not was_running and os.environ.get("DRIFTGUARD_KEEP_CLUSTER") != "1":
         subprocess.run([str(REPO_ROOT / "hack" / "local-down.sh")], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def driftguard(cluster: Cluster) -> Iterator[Cluster]:
+    """driftguard installed from manifests/local with the extension running on the host under
+    gunicorn (hack/install-local.sh). An extension this session started is stopped at the end, so
+    the next session never talks to stale code."""
+    was_running = running_pid("driftguard-extension") is not None
+    up = subprocess.run(
+        [str(REPO_ROOT / "hack" / "install-local.sh")], capture_output=True, text=True, check=False
+    )
+    if up.returncode != 0:
+        pytest.fail(
+            f"hack/install-local.sh failed (exit {up.returncode}):\n{up.stderr[-4000:]}", pytrace=False
+        )
+    yield cluster
+    pid = running_pid("driftguard-extension")
+    if pid and not was_running:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: running_pid("driftguard-extension") is None, "the extension to stop", timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -27,3 +27,14 @@ class Cluster:
                 f"kubectl {' '.join(args)} exited {result.returncode}:\n{result.stderr}{result.stdout}"
             )
         return result
+
+
+def running_pid(name: str) -> int | None:
+    """The pid in .local/pids/<name>.pid if that very process is alive (pid and start time match),
+    as hack/lib/cluster.sh records it."""
+    try:
+        pid_text, started = (LOCAL_DIR / "pids" / f"{name}.pid").read_text().split()
+        stat = Path(f"/proc/{pid_text}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    return int(pid_text) if stat.rsplit(") ", 1)[1].split()[19] == started else None
