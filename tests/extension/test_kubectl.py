@@ -144,17 +144,6 @@ def test_watch_streams_changes_and_resumes_from_a_resource_version(
     ]
 
 
-def test_a_compacted_resource_version_gets_410_gone(k: Kubectl, namespace: str) -> None:
-    result = k(
-        "get", "--raw",
-        f"/apis/gitops.driftguard.io/v1alpha1/namespaces/{namespace}/applications?watch=true&resourceVersion=1&timeoutSeconds=2",
-        check=False,
-    )  # fmt: skip
-    events = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-    assert events and events[0]["type"] == "ERROR"
-    assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
-
-
 def test_patches_merge_and_json_work_and_strategic_merge_is_415(k: Kubectl, namespace: str) -> None:
     k("apply", "-f", "-", input=manifest("shop", namespace))
     k(

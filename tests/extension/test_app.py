@@ -1,0 +1,176 @@
+"""The Flask app with fakes at its seams (store, authorizer, peer certificate): wire behaviour
+that needs no cluster. The same behaviour through the real aggregator is in test_kubectl.py."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from extension.api import errors
+from extension.app import MAX_BODY, Deps, create_app
+from extension.auth import Attributes, RequestHeaderConfig, User
+from extension.resources import Applications
+
+BASE = "/apis/gitops.driftguard.io/v1alpha1/namespaces/team-a/applications"
+PROXY = {"subject": ((("commonName", "front-proxy-client"),),)}
+ADMIN = {"X-Remote-User": "admin", "X-Remote-Group": "system:masters"}
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.apps: dict[tuple[str, str], dict[str, Any]] = {}
+        self.rv = 0
+        self.events: list[dict[str, Any]] = []
+
+    def _stamp(self, app: dict[str, Any]) -> dict[str, Any]:
+        self.rv += 1
+        app = copy.deepcopy(app)
+        app["metadata"]["resourceVersion"] = str(self.rv)
+        self.apps[(app["metadata"]["namespace"], app["metadata"]["name"])] = app
+        return copy.deepcopy(app)
+
+    def get(self, namespace: str, name: str) -> dict[str, Any]:
+        if (namespace, name) not in self.apps:
+            raise errors.not_found(name)
+        return copy.deepcopy(self.apps[(namespace, name)])
+
+    def list(
+        self, namespace: str | None, resource_version: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        return [copy.deepcopy(a) for (ns, _), a in sorted(self.apps.items()) if namespace in (None, ns)], str(
+            self.rv
+        )
+
+    def create(self, app: dict[str, Any]) -> dict[str, Any]:
+        if (app["metadata"]["namespace"], app["metadata"]["name"]) in self.apps:
+            raise errors.already_exists(app["metadata"]["name"])
+        return self._stamp(app)
+
+    def update(self, app: dict[str, Any]) -> dict[str, Any]:
+        current = self.get(app["metadata"]["namespace"], app["metadata"]["name"])
+        if app["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            raise errors.stale(app["metadata"]["name"])
+        return self._stamp(app)
+
+    def delete(self, app: dict[str, Any]) -> None:
+        del self.apps[(app["metadata"]["namespace"], app["metadata"]["name"])]
+
+    def watch(
+        self,
+        namespace: str | None,
+        resource_version: str | None,
+        timeout_seconds: int,
+        send_initial_events: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        yield from self.events
+
+
+class AllowAdmin:
+    def check(self, user: User, attrs: Attributes) -> tuple[bool, str]:
+        return user.name == "admin", ""
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def client(store: FakeStore) -> FlaskClient:
+    deps = Deps(
+        applications=Applications(store),
+        authorizer=AllowAdmin(),
+        requestheader=lambda: RequestHeaderConfig(client_ca_pem="-", allowed_names=("front-proxy-client",)),
+        peer_cert=lambda environ: environ.get("test.peer_cert"),
+    )
+    return create_app(deps).test_client()
+
+
+def call(
+    client: FlaskClient, method: str, path: str, *, peer: Any = PROXY, headers: Any = None, **kw: Any
+) -> Any:
+    return client.open(
+        path, method=method, headers=headers or ADMIN, environ_base={"test.peer_cert": peer}, **kw
+    )
+
+
+APP = {
+    "apiVersion": "gitops.driftguard.io/v1alpha1",
+    "kind": "Application",
+    "metadata": {"name": "shop"},
+    "spec": {"source": {"repoURL": "https://git.example/shop.git"}, "destination": {"namespace": "shop"}},
+}
+
+
+def test_identity_headers_without_a_proxy_certificate_are_401(client: FlaskClient) -> None:
+    response = call(client, "GET", BASE, peer=None)
+    assert response.status_code == 401
+    assert response.json["kind"] == "Status" and response.json["reason"] == "Unauthorized"
+
+
+def test_a_certificate_with_a_cn_that_is_not_allowed_is_401(client: FlaskClient) -> None:
+    response = call(client, "GET", BASE, peer={"subject": ((("commonName", "mallory"),),)})
+    assert response.status_code == 401
+    assert "'mallory' is not an allowed front proxy" in response.json["message"]
+
+
+def test_a_denied_user_gets_403_with_kubes_message(client: FlaskClient) -> None:
+    response = call(client, "GET", BASE, headers={"X-Remote-User": "jane"})
+    assert response.status_code == 403
+    assert response.json["message"] == (
+        'applications.gitops.driftguard.io is forbidden: User "jane" cannot list resource "applications" '
+        'in API group "gitops.driftguard.io" in the namespace "team-a"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "code", "reason", "fragment"),
+    [
+        (b"{not json", "application/json", 400, "BadRequest", "not valid JSON"),
+        (b"[1, 2]", "application/json", 400, "BadRequest", "must be a JSON object"),
+        (json.dumps({**APP, "kind": "Pod"}).encode(), "application/json", 400, "BadRequest", "Kind=Pod"),
+        (b"x" * (MAX_BODY + 1), "application/json", 413, "RequestEntityTooLarge", "larger than the limit"),
+    ],
+)
+def test_bad_create_bodies_get_a_status_never_a_500(
+    client: FlaskClient, body: bytes, content_type: str, code: int, reason: str, fragment: str
+) -> None:
+    response = call(client, "POST", BASE, data=body, content_type=content_type)
+    assert (response.status_code, response.json["reason"]) == (code, reason)
+    assert fragment in response.json["message"]
+
+
+def test_a_strategic_merge_patch_is_415_and_a_merge_patch_works(client: FlaskClient) -> None:
+    assert call(client, "POST", BASE, json=APP).status_code == 201
+    smp = call(
+        client, "PATCH", f"{BASE}/shop", data="{}", content_type="application/strategic-merge-patch+json"
+    )
+    assert smp.status_code == 415 and smp.json["reason"] == "UnsupportedMediaType"
+    merge = call(client, "PATCH", f"{BASE}/shop", data='{"spec":{"project":"x"}}',
+                 content_type="application/merge-patch+json")  # fmt: skip
+    assert merge.status_code == 200 and merge.json["spec"]["project"] == "x"
+    assert merge.json["metadata"]["generation"] == 2
+
+
+def test_a_dry_run_create_stores_nothing(client: FlaskClient, store: FakeStore) -> None:
+    response = call(client, "POST", f"{BASE}?dryRun=All", json=APP)
+    assert response.status_code == 201 and response.json["spec"]["project"] == "default"
+    assert store.apps == {}
+
+
+def test_a_watch_passes_kube_apiservers_410_through(client: FlaskClient, store: FakeStore) -> None:
+    gone = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410, "reason": "Expired",
+            "message": "too old resource version: 1 (1363)"}  # fmt: skip
+    store.events = [{"type": "ERROR", "object": gone}]
+    response = call(client, "GET", f"{BASE}?watch=true&resourceVersion=1")
+    assert [json.loads(line) for line in response.data.splitlines()] == [{"type": "ERROR", "object": gone}]
+
+
+def test_health_endpoints_need_no_identity(client: FlaskClient) -> None:
+    for path in ("/healthz", "/livez", "/readyz"):
+        assert client.get(path).status_code == 200
