@@ -195,7 +195,12 @@ def create_app(deps: Deps) -> Flask:
         include = request.args.get("includeObject", "Metadata")
         rv = request.args.get("resourceVersion") or None
         if watching:
-            timeout = int(request.args.get("timeoutSeconds") or WATCH_TIMEOUT_DEFAULT)
+            timeout_arg = request.args.get("timeoutSeconds") or str(WATCH_TIMEOUT_DEFAULT)
+            if not timeout_arg.isdigit():
+                raise errors.bad_request(
+                    f"timeoutSeconds must be a non-negative integer, not {timeout_arg!r}"
+                )
+            timeout = int(timeout_arg)
             bookmarks = request.args.get("allowWatchBookmarks") == "true" and not as_table
             initial = request.args.get("sendInitialEvents") == "true"
             events = apps.watch(namespace, rv, timeout, initial)
@@ -251,6 +256,8 @@ def create_app(deps: Deps) -> Flask:
         if verb == "patch":
             return respond(apps.patch(namespace, name, request.content_type or "", _body(), _write_options()))
         options = _body() or {}
+        if not isinstance(options, dict):
+            raise errors.bad_request("the DELETE body must be a DeleteOptions object")
         return respond(apps.delete(namespace, name, _write_options(), options.get("preconditions")))
 
     @app.route(f"{PREFIX}/namespaces/<namespace>/{PLURAL}/<name>/status", methods=["GET", "PUT", "PATCH"])

@@ -70,6 +70,31 @@ def _common_name(peer_cert: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+# gunicorn joins repeated headers with commas before the WSGI environ exists, and a group name may
+# itself contain a comma (an LDAP DN, or "x,system:masters" from a careless IdP). So a pre_request
+# hook (``carry_identity``) reads the raw header list and passes groups and extras on, each value
+# apart, in this one header; whatever a client sent under this name is dropped first.
+IDENTITY_HEADER = "X-Driftguard-Identity"
+
+
+def carry_identity(
+    headers: list[tuple[str, str]], config: RequestHeaderConfig | None = None
+) -> list[tuple[str, str]]:
+    """The request's headers with IDENTITY_HEADER replaced by the group and extra header values."""
+    config = config or RequestHeaderConfig(client_ca_pem="")
+    group_names = {h.upper() for h in config.group_headers}
+    prefixes = tuple(p.upper() for p in config.extra_prefixes)
+    kept = [(n, v) for n, v in headers if n.upper() != IDENTITY_HEADER.upper()]
+    groups = [v.strip() for n, v in kept if n.upper() in group_names]
+    extra: dict[str, list[str]] = {}
+    for name, value in kept:
+        prefix = next((p for p in prefixes if name.upper().startswith(p) and len(name) > len(p)), None)
+        if prefix:
+            key = urllib.parse.unquote(name[len(prefix) :].lower())
+            extra.setdefault(key, []).append(value.strip())
+    return [*kept, (IDENTITY_HEADER, json.dumps({"groups": groups, "extra": extra}))]
+
+
 def _environ_key(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
@@ -86,17 +111,13 @@ def authenticate(
     name = next((environ[k] for h in config.username_headers if (k := _environ_key(h)) in environ), "")
     if not name:
         raise errors.unauthorized("Unauthorized: the front proxy named no user")
-    groups: list[str] = []
-    for header in config.group_headers:
-        # WSGI joins repeated headers with commas; group names never contain one.
-        groups += [g.strip() for g in str(environ.get(_environ_key(header), "")).split(",") if g.strip()]
-    extra: dict[str, list[str]] = {}
-    for prefix in config.extra_prefixes:
-        env_prefix = _environ_key(prefix)
-        for key, value in environ.items():
-            if key.startswith(env_prefix) and key != env_prefix:
-                extra_key = urllib.parse.unquote(key[len(env_prefix) :].lower().replace("_", "-"))
-                extra.setdefault(extra_key, []).extend(v.strip() for v in str(value).split(","))
+    try:
+        carried = json.loads(environ[_environ_key(IDENTITY_HEADER)])
+        groups = [str(g) for g in carried["groups"]]
+        extra = {str(k): [str(v) for v in vs] for k, vs in carried["extra"].items()}
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        # Only carry_identity writes this header; without it the groups cannot be read safely.
+        raise errors.unauthorized("Unauthorized: the identity headers could not be read") from exc
     return User(name, tuple(groups), tuple((k, tuple(v)) for k, v in sorted(extra.items())))
 
 

@@ -6,7 +6,9 @@ master, before it binds, so every worker serves the same certificate from the fi
 
 import logging
 import ssl
+from typing import Any
 
+from extension.auth import carry_identity
 from extension.server import prepare
 from extension.settings import Settings
 
@@ -30,3 +32,8 @@ ca_certs = _tls["ca_certs"]
 cert_reqs = ssl.CERT_OPTIONAL
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+
+
+def pre_request(worker: Any, req: Any) -> None:
+    # Before gunicorn joins repeated headers: keep each X-Remote-Group value apart (auth.py).
+    req.headers = carry_identity(req.headers)

@@ -100,13 +100,7 @@ class Applications:
         problems = validate(app, for_create=for_create)
         if problems:
             name = app.get("metadata", {}).get("name") or app.get("metadata", {}).get("generateName", "")
-            raise errors.invalid(
-                name,
-                [
-                    {"reason": p.type, "message": p.detail().split(": ", 1)[-1], "field": p.path}
-                    for p in problems
-                ],
-            )
+            raise errors.invalid(name, [p.cause() for p in problems])
         return warnings
 
     # --- reads -------------------------------------------------------------------------------
@@ -139,25 +133,50 @@ class Applications:
             return new
         return self.store.update(new)
 
-    def update(
-        self, namespace: str, name: str, body: Any, opts: WriteOptions, *, status: bool = False
+    def _modify(
+        self,
+        namespace: str,
+        name: str,
+        change: Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]],
+        opts: WriteOptions,
     ) -> Result:
-        """PUT. A resourceVersion in the body is a precondition; without one the update is
-        unconditional (as for custom resources) and retried on a concurrent write."""
-        wanted_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
+        """Read, change, admit, write. ``change`` returns the new object and the resourceVersion the
+        client required, if any: that is a precondition (stale -> 409); without one, a concurrent
+        write is retried, as kube-apiserver does."""
         for _ in range(CONFLICT_RETRIES):
             old = self.store.get(namespace, name)
+            new, wanted_rv = change(old)
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
                 raise errors.stale(name)
-            new = objects.for_status_update(old, body) if status else objects.for_update(old, body)
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
             warnings = self._admit(new, opts, for_create=False)
+            objects.bump_generation(old, new)
             try:
                 return Result(self._write(old, new, opts), 200, warnings)
             except errors.APIError as exc:
                 if exc.code != 409 or wanted_rv:
                     raise
         raise errors.conflict(name, "too many concurrent writes; try again")
+
+    def update(
+        self, namespace: str, name: str, body: Any, opts: WriteOptions, *, status: bool = False
+    ) -> Result:
+        """PUT. As for custom resources, the body must carry the resourceVersion it was read at."""
+
+        def change(old: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+            new = objects.for_status_update(old, body) if status else objects.for_update(old, body)
+            wanted_rv = (
+                body["metadata"].get("resourceVersion") if isinstance(body.get("metadata"), dict) else None
+            )
+            if not wanted_rv:
+                raise errors.invalid(
+                    name,
+                    [{"reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
+                      "message": "Invalid value: 0x0: must be specified for an update"}],
+                )  # fmt: skip
+            return new, wanted_rv
+
+        return self._modify(namespace, name, change, opts)
 
     def patch(
         self,
@@ -169,48 +188,58 @@ class Applications:
         *,
         status: bool = False,
     ) -> Result:
+        def change(old: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+            patched = patches.apply_patch(content_type, old, patch)
+            new = objects.for_status_update(old, patched) if status else objects.for_update(old, patched)
+            # A resourceVersion the patch sets is a precondition, as in kube. The patched object
+            # carries the one it was applied to, so a differing one means the patch set it; on a
+            # retry against a newer object the same patch then fails as stale, as it should.
+            meta = patched.get("metadata")
+            wanted_rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+            return new, wanted_rv if wanted_rv != old["metadata"]["resourceVersion"] else None
+
+        return self._modify(namespace, name, change, opts)
+
+    def delete(self, namespace: str, name: str, opts: WriteOptions, preconditions: Any = None) -> Result:
+        if preconditions is not None and not isinstance(preconditions, dict):
+            raise errors.bad_request("DeleteOptions.preconditions must be an object")
+        pre = preconditions or {}
         for _ in range(CONFLICT_RETRIES):
             old = self.store.get(namespace, name)
-            patched = patches.apply_patch(content_type, old, patch)
-            wanted_rv = (patched.get("metadata") or {}).get("resourceVersion")
-            if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+            if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
+                raise errors.conflict(
+                    name,
+                    f"Precondition failed: UID in precondition: {pre['uid']}, "
+                    f"UID in object meta: {old['metadata']['uid']}",
+                )
+            if pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
                 raise errors.stale(name)
-            new = objects.for_status_update(old, patched) if status else objects.for_update(old, patched)
-            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-            warnings = self._admit(new, opts, for_create=False)
+            new = objects.for_delete(old, self.clock())
+            if opts.dry_run:
+                return Result(new or old)
             try:
-                return Result(self._write(old, new, opts), 200, warnings)
+                if new is None:
+                    self.store.delete(old)
+                    return Result(old)
+                return Result(self._write(old, new, opts))
             except errors.APIError as exc:
-                if exc.code != 409:
+                # Someone wrote in between (the controller's status, say): try again unless the
+                # client pinned a version.
+                if exc.code != 409 or pre:
                     raise
         raise errors.conflict(name, "too many concurrent writes; try again")
-
-    def delete(
-        self, namespace: str, name: str, opts: WriteOptions, preconditions: dict[str, Any] | None = None
-    ) -> Result:
-        old = self.store.get(namespace, name)
-        pre = preconditions or {}
-        if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
-            raise errors.conflict(
-                name,
-                f"Precondition failed: UID in precondition: {pre['uid']}, "
-                f"UID in object meta: {old['metadata']['uid']}",
-            )
-        if pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
-            raise errors.stale(name)
-        new = objects.for_delete(old, self.clock())
-        if opts.dry_run:
-            return Result(new or old)
-        if new is None:
-            self.store.delete(old)
-            return Result(old)
-        return Result(self._write(old, new, opts), 200)
 
     def delete_collection(
         self, namespace: str, match: Callable[[dict[str, Any]], bool], opts: WriteOptions
     ) -> dict[str, Any]:
         apps, rv = self.list(namespace, match)
-        deleted = [self.delete(namespace, a["metadata"]["name"], opts).body for a in apps]
+        deleted = []
+        for app in apps:
+            try:
+                deleted.append(self.delete(namespace, app["metadata"]["name"], opts).body)
+            except errors.APIError as exc:
+                if exc.code != 404:  # deleted by someone else meanwhile: nothing left to do
+                    raise
         return {
             "kind": "ApplicationList",
             "apiVersion": objects.API_VERSION,

@@ -54,7 +54,10 @@ def for_create(body: Any, namespace: str, now: datetime.datetime, uid: str) -> d
     for key in (*_SERVER_OWNED, "resourceVersion", "selfLink"):
         meta.pop(key, None)
     meta.update(namespace=namespace, uid=uid, creationTimestamp=timestamp(now), generation=1)
+    # Status is the controller's and operation comes only through the sync and rollback
+    # subresources, which RBAC governs: create can set neither.
     app.pop("status", None)
+    app.pop("operation", None)
     return app
 
 
@@ -92,8 +95,6 @@ def for_update(old: dict[str, Any], body: Any) -> dict[str, Any]:
             app[key] = copy.deepcopy(old[key])
         else:
             app.pop(key, None)
-    if app.get("spec") != old.get("spec"):
-        meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
     if old["metadata"].get("deletionTimestamp"):
         added = set(meta.get("finalizers") or []) - set(old["metadata"].get("finalizers") or [])
         if added:
@@ -104,6 +105,13 @@ def for_update(old: dict[str, Any], body: Any) -> dict[str, Any]:
                 f"finalizers {sorted(added)}",
             )  # fmt: skip
     return app
+
+
+def bump_generation(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """``generation`` counts spec changes; call it after defaults and pruning, so a request that
+    only omits a defaulted field, or adds one that is pruned, changes nothing."""
+    if new.get("spec") != old.get("spec"):
+        new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
 
 
 def for_status_update(old: dict[str, Any], body: Any) -> dict[str, Any]:

@@ -217,6 +217,9 @@ _TIME_RE = re.compile(
 _JSON_POINTER_RE = re.compile(r"(/([^/~]|~[01])*)+")
 
 
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
 def _name_problems(value: str, pattern: re.Pattern[str], message: str, max_length: int) -> list[str]:
     problems = []
     if len(value) > max_length:
@@ -304,6 +307,28 @@ def _metadata_errors(meta: object, for_create: bool) -> Iterator[FieldError]:
     namespace = _get(meta, "namespace", str)
     for problem in label_problems(namespace) if namespace else ():
         yield _invalid("metadata.namespace", namespace, problem)
+    # ObjectMeta's shapes, which selectors, finalizer handling and kubectl rely on.
+    for key in ("labels", "annotations"):
+        value = meta.get(key) if isinstance(meta, dict) else None
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            yield _invalid(f"metadata.{key}", _type_name(value), "must be of type object")
+            continue
+        for k, v in value.items():
+            if not isinstance(v, str):
+                yield _invalid(f"metadata.{key}.{k}", _type_name(v), "must be of type string")
+            elif key == "labels" and v:
+                for problem in _name_problems(v, _LABEL_VALUE, "a valid label value", 63):
+                    yield _invalid(f"metadata.labels.{k}", v, problem)
+    finalizers = meta.get("finalizers") if isinstance(meta, dict) else None
+    if finalizers is not None:
+        if not isinstance(finalizers, list):
+            yield _invalid("metadata.finalizers", _type_name(finalizers), "must be of type array")
+        else:
+            for index, item in enumerate(finalizers):
+                if not isinstance(item, str) or not item:
+                    yield _invalid(f"metadata.finalizers[{index}]", item, "must be a non-empty string")
 
 
 def _source_errors(source: object, path: str) -> Iterator[FieldError]:

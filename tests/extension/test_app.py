@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from extension.api import errors
 from extension.app import MAX_BODY, Deps, create_app
-from extension.auth import Attributes, RequestHeaderConfig, User
+from extension.auth import Attributes, RequestHeaderConfig, User, authenticate, carry_identity
 from extension.resources import Applications
 
 BASE = "/apis/gitops.driftguard.io/v1alpha1/namespaces/team-a/applications"
@@ -94,9 +94,9 @@ def client(store: FakeStore) -> FlaskClient:
 def call(
     client: FlaskClient, method: str, path: str, *, peer: Any = PROXY, headers: Any = None, **kw: Any
 ) -> Any:
-    return client.open(
-        path, method=method, headers=headers or ADMIN, environ_base={"test.peer_cert": peer}, **kw
-    )
+    """A request as gunicorn hands it on: identity headers carried by its pre_request hook."""
+    carried = carry_identity(list((headers or ADMIN).items()))
+    return client.open(path, method=method, headers=carried, environ_base={"test.peer_cert": peer}, **kw)
 
 
 APP = {
@@ -174,3 +174,81 @@ def test_a_watch_passes_kube_apiservers_410_through(client: FlaskClient, store: 
 def test_health_endpoints_need_no_identity(client: FlaskClient) -> None:
     for path in ("/healthz", "/livez", "/readyz"):
         assert client.get(path).status_code == 200
+
+
+def test_a_group_with_a_comma_stays_one_group_and_a_forged_carrier_header_is_dropped() -> None:
+    headers = [
+        ("X-Remote-User", "jane"),
+        ("X-Remote-Group", "cn=ops,ou=groups"),
+        ("X-Remote-Group", "x,system:masters"),
+        ("X-Remote-Extra-Scopes", "a"),
+        ("X-Remote-Extra-Scopes", "b"),
+        ("X-Driftguard-Identity", '{"groups": ["system:masters"], "extra": {}}'),
+    ]
+    carried = carry_identity(headers)
+    environ = {f"HTTP_{n.upper().replace('-', '_')}": v for n, v in carried}
+    config = RequestHeaderConfig(client_ca_pem="-", allowed_names=("front-proxy-client",))
+    user = authenticate(PROXY, environ, config)
+    assert user.groups == ("cn=ops,ou=groups", "x,system:masters")
+    assert dict(user.extra) == {"scopes": ("a", "b")}
+
+
+def test_create_cannot_set_an_operation_or_status(client: FlaskClient) -> None:
+    body = {**APP, "operation": {"sync": {}, "initiatedBy": {"username": "admin"}}, "status": {"sync": {}}}
+    created = call(client, "POST", BASE, json=body).json
+    assert "operation" not in created and "status" not in created
+
+
+def test_a_put_without_a_resource_version_is_422_as_for_custom_resources(client: FlaskClient) -> None:
+    call(client, "POST", BASE, json=APP)
+    response = call(client, "PUT", f"{BASE}/shop", json=APP)
+    assert response.status_code == 422
+    assert (
+        "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+        in response.json["message"]
+    )
+
+
+def test_a_put_that_only_omits_defaults_does_not_bump_generation(client: FlaskClient) -> None:
+    created = call(client, "POST", BASE, json=APP).json
+    body = {**APP, "metadata": {"name": "shop", "resourceVersion": created["metadata"]["resourceVersion"]}}
+    updated = call(client, "PUT", f"{BASE}/shop", json=body).json
+    assert updated["metadata"]["generation"] == 1
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"name": "shop", "labels": "oops"}, "metadata.labels"),
+        ({"name": "shop", "labels": {"a": 1}}, "metadata.labels.a"),
+        ({"name": "shop", "finalizers": [{"a": 1}]}, "metadata.finalizers[0]"),
+        ({"name": "shop", "annotations": ["x"]}, "metadata.annotations"),
+    ],
+)
+def test_malformed_object_metadata_is_422_not_stored(
+    client: FlaskClient, store: FakeStore, metadata: dict[str, Any], field: str
+) -> None:
+    response = call(client, "POST", BASE, json={**APP, "metadata": metadata})
+    assert response.status_code == 422
+    assert field in [c["field"] for c in response.json["details"]["causes"]]
+    assert store.apps == {}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("GET", f"{BASE}?watch=true&timeoutSeconds=abc", {}),
+        ("DELETE", f"{BASE}/shop", {"data": "[1]", "content_type": "application/json"}),
+        ("DELETE", f"{BASE}/shop", {"json": {"preconditions": "x"}}),
+        ("PUT", f"{BASE}/shop", {"json": {**APP, "metadata": "shop"}}),
+        ("PATCH", f"{BASE}/shop", {"data": '[{"op":"replace","path":"/metadata","value":[]}]',
+                                   "content_type": "application/json-patch+json"}),
+    ],
+)  # fmt: skip
+def test_malformed_requests_get_400_never_500(
+    client: FlaskClient, method: str, path: str, kwargs: Any
+) -> None:
+    call(client, "POST", BASE, json=APP)
+    response = call(client, method, path, **kwargs)
+    assert response.status_code == 400, response.json
+    assert response.json["kind"] == "Status"
