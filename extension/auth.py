@@ -92,7 +92,8 @@ def carry_identity(
         if prefix:
             key = urllib.parse.unquote(name[len(prefix) :].lower())
             extra.setdefault(key, []).append(value.strip())
-    return [*kept, (IDENTITY_HEADER, json.dumps({"groups": groups, "extra": extra}))]
+    # Upper case, as gunicorn keeps header names: it builds the environ key from the name as is.
+    return [*kept, (IDENTITY_HEADER.upper(), json.dumps({"groups": groups, "extra": extra}))]
 
 
 def _environ_key(header: str) -> str:
