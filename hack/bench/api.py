@@ -92,9 +92,8 @@ def timed(fn: Callable[[], Any]) -> float:
 
 
 def watch_delay(api: Conn, base: str, name: str, round_: int) -> float:
-    """ms from sending a patch to its MODIFIED event arriving on an open watch. The watch is held by
-    curl (HTTP/2, as kubectl speaks): Python's HTTP/1.1 clients saw this watch end at once through
-    the aggregator, which is still to be understood (see the README)."""
+    """ms from sending a patch to its MODIFIED event arriving on an open watch, held by curl over
+    HTTP/2 as kubectl's are; its response headers on stderr say when the watch is open."""
     item = f"{base}/namespaces/{NAMESPACE}/applications/{name}"
     pki = REPO / ".local" / "pki"
     url = (f"https://127.0.0.1:6443{base}/namespaces/{NAMESPACE}/applications?watch=true"
