@@ -1,0 +1,116 @@
+"""Two extension replicas serve the same data: nothing lives in the pod."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cluster import LOCAL_DIR, REPO_ROOT, Cluster
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Replica:
+    """Talks to one extension process directly, as the front proxy does."""
+
+    def __init__(self, port: int, ca: Path) -> None:
+        self.port = port
+        self.context = ssl.create_default_context(cafile=str(ca))
+        pki = LOCAL_DIR / "pki"
+        self.context.load_cert_chain(str(pki / "front-proxy-client.crt"), str(pki / "front-proxy-client.key"))
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=10)
+        try:
+            headers = {"X-Remote-User": "kubernetes-admin", "X-Remote-Group": "system:masters",
+                       "Content-Type": "application/json"}  # fmt: skip
+            conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            is_json = response.getheader("Content-Type", "").startswith("application/json")
+            return response.status, json.loads(data) if is_json else data.decode()
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def second_replica(driftguard: Cluster, tmp_path: Path) -> Iterator[Replica]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(LOCAL_DIR / "extension" / "kubeconfig"),
+        "DRIFTGUARD_BIND": f"127.0.0.1:{port}",
+        "DRIFTGUARD_CERT_DIR": str(tmp_path / "tls"),
+        "DRIFTGUARD_WORKERS": "1",
+    }
+    log = (tmp_path / "replica.log").open("w")
+    proc = subprocess.Popen(
+        [str(LOCAL_DIR / "venv" / "bin" / "gunicorn"), "--config", "python:extension.gunicorn_conf",
+         "extension.wsgi:app"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        # The first replica's CA: both serve certificates from the one Secret.
+        replica = Replica(port, LOCAL_DIR / "extension" / "tls" / "ca.crt")
+
+        def ready() -> bool:
+            assert proc.poll() is None, (tmp_path / "replica.log").read_text()[-3000:]
+            try:
+                return replica.request("GET", "/readyz")[0] == 200
+            except (OSError, ValueError):
+                return False
+
+        wait_for(ready, f"the second replica on 127.0.0.1:{port} to be ready", timeout=60)
+        yield replica
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_a_second_replica_shares_the_certificate_and_the_data(
+    second_replica: Replica, namespace: str, driftguard: Cluster
+) -> None:
+    # Both replicas serve the very certificate kept in the one Secret.
+    ours = ssl.PEM_cert_to_DER_cert((LOCAL_DIR / "extension" / "tls" / "tls.crt").read_text())
+    theirs = ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(("127.0.0.1", second_replica.port)))
+    assert ours == theirs
+
+    body = {
+        "apiVersion": "gitops.driftguard.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "shop"},
+        "spec": {"source": {"repoURL": "https://git.example/shop.git"}, "destination": {"namespace": "shop"}},
+    }
+    base = f"/apis/gitops.driftguard.io/v1alpha1/namespaces/{namespace}/applications"
+    code, created = second_replica.request("POST", base, body)
+    assert code == 201, created
+
+    # The replica behind the APIService sees what the other one wrote, at the same version.
+    seen = json.loads(driftguard.kubectl("get", "dgapp", "shop", "-n", namespace, "-o", "json").stdout)
+    assert seen["metadata"]["uid"] == created["metadata"]["uid"]
+    assert seen["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+    # A write through kubectl is visible to the second replica, and a stale write there conflicts.
+    driftguard.kubectl("annotate", "dgapp", "shop", "-n", namespace, "via=kubectl")
+    code, current = second_replica.request("GET", f"{base}/shop")
+    assert code == 200 and current["metadata"]["annotations"]["via"] == "kubectl"
+    created["spec"]["project"] = "stale"
+    code, status = second_replica.request("PUT", f"{base}/shop", created)
+    assert code == 409 and status["reason"] == "Conflict"
