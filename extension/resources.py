@@ -24,6 +24,7 @@ CONFLICT_RETRIES = 5
 
 class Store(Protocol):
     def get(self, namespace: str, name: str) -> dict[str, Any]: ...
+    def namespace_phase(self, namespace: str) -> str | None: ...
     def list(
         self, namespace: str | None, resource_version: str | None = None
     ) -> tuple[list[dict[str, Any]], str]: ...
@@ -120,6 +121,19 @@ class Applications:
     def create(self, namespace: str, body: Any, opts: WriteOptions) -> Result:
         app = objects.for_create(body, namespace, self.clock(), self.new_uid())
         warnings = self._admit(app, opts, for_create=True)
+        # As kube-apiserver's NamespaceLifecycle admission does for every namespaced object.
+        phase = self.store.namespace_phase(namespace)
+        if phase is None:
+            raise errors.APIError(
+                404, "NotFound", f'namespaces "{namespace}" not found',
+                {"name": namespace, "kind": "namespaces"},
+            )  # fmt: skip
+        if phase == "Terminating":
+            raise errors.APIError(
+                403, "Forbidden",
+                f"applications.gitops.driftguard.io \"{app['metadata']['name']}\" is forbidden: "
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+            )  # fmt: skip
         if opts.dry_run:
             return Result(app, 201, warnings)
         return Result(self.store.create(app), 201, warnings)

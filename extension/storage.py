@@ -117,6 +117,16 @@ class Store:
             raise errors.not_found(name)
         return self._to_app(cm)
 
+    def namespace_phase(self, namespace: str) -> str | None:
+        """The Namespace's phase (Active, Terminating), or None when it does not exist."""
+        try:
+            ns = self.core.read_namespace(namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise self._translate(exc, namespace) from exc
+        return (ns.status.phase if ns.status else None) or "Active"
+
     def list(
         self, namespace: str | None, resource_version: str | None = None
     ) -> tuple[list[dict[str, Any]], str]:

@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--gets", type=int, default=300)
     parser.add_argument("--lists", type=int, default=20)
     parser.add_argument("--watches", type=int, default=30)
+    parser.add_argument("--keep", action="store_true", help="keep the namespace and the CRD afterwards")
     args = parser.parse_args()
     kube = config.new_client_from_config(config_file=str(REPO / ".local" / "kubeconfig"))
     core = client.CoreV1Api(kube)
@@ -178,6 +179,12 @@ def main() -> None:
         print(f"{title:<28}{p50o:>14.1f}ms{p50c:>8.1f}ms{p50o / p50c:>7.2f}x", end="")
         print(f"{p99o:>14.1f}ms{p99c:>8.1f}ms{p99o / p99c:>7.2f}x")
     print(f"\n(samples: {args.gets} GETs, {args.lists} LISTs, {args.watches} watch rounds per side)")
+    if not args.keep:
+        # The CRD's plural is `applications` too: left behind, it would take bare
+        # `kubectl get applications` away from driftguard.
+        client.ApiextensionsV1Api(kube).delete_custom_resource_definition("applications.bench.driftguard.io")
+        core.delete_namespace(NAMESPACE)
+        print(f"removed the CRD and the namespace {NAMESPACE} (--keep keeps them)")
 
 
 if __name__ == "__main__":

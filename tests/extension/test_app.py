@@ -34,6 +34,9 @@ class FakeStore:
         self.apps[(app["metadata"]["namespace"], app["metadata"]["name"])] = app
         return copy.deepcopy(app)
 
+    def namespace_phase(self, namespace: str) -> str | None:
+        return {"team-a": "Active", "leaving": "Terminating"}.get(namespace)
+
     def get(self, namespace: str, name: str) -> dict[str, Any]:
         if (namespace, name) not in self.apps:
             raise errors.not_found(name)
@@ -252,3 +255,19 @@ def test_malformed_requests_get_400_never_500(
     response = call(client, method, path, **kwargs)
     assert response.status_code == 400, response.json
     assert response.json["kind"] == "Status"
+
+
+@pytest.mark.parametrize(
+    ("namespace", "code", "fragment"),
+    [
+        ("nope", 404, 'namespaces "nope" not found'),
+        ("leaving", 403, "unable to create new content in namespace leaving because it is being terminated"),
+    ],
+)
+def test_create_needs_a_live_namespace(
+    client: FlaskClient, store: FakeStore, namespace: str, code: int, fragment: str
+) -> None:
+    path = f"/apis/gitops.driftguard.io/v1alpha1/namespaces/{namespace}/applications"
+    response = call(client, "POST", path, json=APP)
+    assert response.status_code == code and fragment in response.json["message"]
+    assert store.apps == {}

@@ -83,7 +83,7 @@ def test_get_prints_native_columns_wide_and_selects(k: Kubectl, namespace: str) 
     k("apply", "-f", "-", input=manifest("blog", namespace, path="apps/blog"))
     k("label", "dgapp", "blog", "-n", namespace, "tier=edge")
 
-    out = k("get", "applications", "-n", namespace).stdout.splitlines()
+    out = k("get", "applications.gitops.driftguard.io", "-n", namespace).stdout.splitlines()
     assert out[0].split() == ["NAME", "SYNC", "STATUS", "HEALTH", "REVISION", "AGE"]
     assert [line.split()[:4] for line in out[1:]] == [
         ["blog", "Unknown", "Unknown", "<none>"],

@@ -336,6 +336,7 @@ def test_the_controller_rights_are_not_bound_to_the_extension_service_account(ba
     assert {r["metadata"]["name"] for r in extension_roles} == {
         "driftguard-extension",
         "driftguard-extension-cabundle",
+        "driftguard-extension-namespaces",
     }
     for role in extension_roles:
         for rule in role["rules"]:
