@@ -204,7 +204,17 @@ def create_app(deps: Deps) -> Flask:
             bookmarks = request.args.get("allowWatchBookmarks") == "true" and not as_table
             initial = request.args.get("sendInitialEvents") == "true"
             events = apps.watch(namespace, rv, timeout, initial)
-            stream = _watch_stream(events, match, as_table, include, bookmarks, deps.clock)
+            if request.args.get("labelSelector") or request.args.get("fieldSelector"):
+                # What the client holds: from a resourceVersion, what it listed (as it matches now);
+                # otherwise nothing yet, and the initial events add it.
+                known: set[tuple[str, str]] = set()
+                if rv not in (None, "0") and not initial:
+                    known = {
+                        (a["metadata"]["namespace"], a["metadata"]["name"])
+                        for a in apps.list(namespace, match)[0]
+                    }
+                events = selected_events(events, match, known)
+            stream = _watch_stream(events, as_table, include, bookmarks, deps.clock)
             return Response(stream_with_context(stream), mimetype="application/json")
         items, list_rv = apps.list(namespace, match, rv)
         if as_table:
@@ -286,9 +296,29 @@ def create_app(deps: Deps) -> Flask:
     return app
 
 
+def selected_events(
+    events: Iterator[dict[str, Any]], match: Callable[[dict[str, Any]], bool], known: set[tuple[str, str]]
+) -> Iterator[dict[str, Any]]:
+    """A watch through a selector, as kube-apiserver filters one: an object that comes to match is
+    ADDED, one that stops matching is DELETED, and others' changes are not sent. ``known`` holds
+    the objects the client has (those matching when the watch began)."""
+    for event in events:
+        kind, obj = event["type"], event["object"]
+        if kind not in ("ADDED", "MODIFIED", "DELETED"):
+            yield event
+            continue
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if kind == "DELETED" or not match(obj):
+            if key in known or (kind == "DELETED" and match(obj)):
+                known.discard(key)
+                yield {"type": "DELETED", "object": obj}
+            continue
+        yield {"type": "MODIFIED" if key in known else "ADDED", "object": obj}
+        known.add(key)
+
+
 def _watch_stream(
     events: Iterator[dict[str, Any]],
-    match: Callable[[dict[str, Any]], bool],
     as_table: bool,
     include: str,
     bookmarks: bool,
@@ -299,11 +329,8 @@ def _watch_stream(
             kind, obj = event["type"], event["object"]
             if kind == "BOOKMARK" and not bookmarks:
                 continue
-            if kind in ("ADDED", "MODIFIED", "DELETED"):
-                if not match(obj):
-                    continue
-                if as_table:
-                    obj = table.table([obj], clock(), resource_version=obj["metadata"]["resourceVersion"],
+            if kind in ("ADDED", "MODIFIED", "DELETED") and as_table:
+                obj = table.table([obj], clock(), resource_version=obj["metadata"]["resourceVersion"],
                                       include_object=include)  # fmt: skip
             yield json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n"
     except errors.APIError as exc:

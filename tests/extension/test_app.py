@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from extension.api import errors
-from extension.app import MAX_BODY, Deps, create_app
+from extension.app import MAX_BODY, Deps, create_app, selected_events
 from extension.auth import Attributes, RequestHeaderConfig, User, authenticate, carry_identity
 from extension.resources import Applications
 
@@ -271,3 +271,23 @@ def test_create_needs_a_live_namespace(
     response = call(client, "POST", path, json=APP)
     assert response.status_code == code and fragment in response.json["message"]
     assert store.apps == {}
+
+
+def _event(kind: str, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"type": kind, "object": {"metadata": {"namespace": "team-a", "name": name, "labels": labels}}}
+
+
+def test_a_selected_watch_adds_objects_that_come_to_match_and_deletes_those_that_leave() -> None:
+    events = [
+        _event("MODIFIED", "shop", {"tier": "web"}),  # known and still matching
+        _event("MODIFIED", "blog", {"tier": "web"}),  # comes to match
+        _event("MODIFIED", "shop", {"tier": "db"}),  # leaves
+        _event("MODIFIED", "wiki", {"tier": "db"}),  # never matched: not sent
+        _event("DELETED", "blog", {"tier": "web"}),
+    ]
+    match = lambda obj: obj["metadata"]["labels"].get("tier") == "web"  # noqa: E731
+    out = [
+        (e["type"], e["object"]["metadata"]["name"])
+        for e in selected_events(iter(events), match, {("team-a", "shop")})
+    ]
+    assert out == [("MODIFIED", "shop"), ("ADDED", "blog"), ("DELETED", "shop"), ("DELETED", "blog")]
