@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from flask import Flask, Response, request, stream_with_context
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from extension.api import discovery, errors, openapi, selectors, table
+from extension.api import discovery, errors, managed_fields, openapi, selectors, table
 from extension.api.schema import GROUP, PLURAL, VERSION
 from extension.auth import Attributes, RequestHeaderConfig, User, authenticate
 from extension.resources import Applications, Result, WriteOptions
@@ -73,7 +73,12 @@ def _write_options() -> WriteOptions:
             f'fieldValidation: Unsupported value: "{validation}": '
             'supported values: "Ignore", "Strict", "Warn"'
         )
-    return WriteOptions(dry_run=bool(dry_run), field_validation=validation)
+    manager = managed_fields.manager_from(
+        request.args.get("fieldManager"), request.headers.get("User-Agent", "")
+    )
+    if len(manager) > 128:
+        raise errors.bad_request("fieldManager: Too long: may not be more than 128 bytes")
+    return WriteOptions(dry_run=bool(dry_run), field_validation=validation, field_manager=manager)
 
 
 def _body() -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from extension.api import errors, objects, patches
+from extension.api import errors, managed_fields, objects, patches
 from extension.api.schema import GROUP
 from extension.api.validation import (
     apply_defaults,
@@ -44,6 +44,7 @@ class Store(Protocol):
 class WriteOptions:
     dry_run: bool = False
     field_validation: str = "Warn"  # Strict | Warn | Ignore, as kube-apiserver's fieldValidation
+    field_manager: str = "unknown"  # who writes: the fieldManager parameter or the User-Agent
 
 
 @dataclass
@@ -121,6 +122,7 @@ class Applications:
     def create(self, namespace: str, body: Any, opts: WriteOptions) -> Result:
         app = objects.for_create(body, namespace, self.clock(), self.new_uid())
         warnings = self._admit(app, opts, for_create=True)
+        app["metadata"]["managedFields"] = managed_fields.updated(None, app, opts.field_manager, self.clock())
         # As kube-apiserver's NamespaceLifecycle admission does for every namespaced object.
         phase = self.store.namespace_phase(namespace)
         if phase is None:
@@ -153,6 +155,7 @@ class Applications:
         name: str,
         change: Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]],
         opts: WriteOptions,
+        subresource: str = "",
     ) -> Result:
         """Read, change, admit, write. ``change`` returns the new object and the resourceVersion the
         client required, if any: that is a precondition (stale -> 409); without one, a concurrent
@@ -165,6 +168,15 @@ class Applications:
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
             warnings = self._admit(new, opts, for_create=False)
             objects.bump_generation(old, new)
+            # managedFields are the server's: what the client sent back is ignored, and they
+            # change only when the object does.
+            new["metadata"].pop("managedFields", None)
+            if "managedFields" in old["metadata"]:
+                new["metadata"]["managedFields"] = old["metadata"]["managedFields"]
+            if new != old:
+                new["metadata"]["managedFields"] = managed_fields.updated(
+                    old, new, opts.field_manager, self.clock(), subresource=subresource
+                )
             try:
                 return Result(self._write(old, new, opts), 200, warnings)
             except errors.APIError as exc:
@@ -190,7 +202,7 @@ class Applications:
                 )  # fmt: skip
             return new, wanted_rv
 
-        return self._modify(namespace, name, change, opts)
+        return self._modify(namespace, name, change, opts, "status" if status else "")
 
     def patch(
         self,
@@ -212,7 +224,7 @@ class Applications:
             wanted_rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
             return new, wanted_rv if wanted_rv != old["metadata"]["resourceVersion"] else None
 
-        return self._modify(namespace, name, change, opts)
+        return self._modify(namespace, name, change, opts, "status" if status else "")
 
     def delete(self, namespace: str, name: str, opts: WriteOptions, preconditions: Any = None) -> Result:
         if preconditions is not None and not isinstance(preconditions, dict):

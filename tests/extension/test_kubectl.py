@@ -315,3 +315,14 @@ def test_sync_and_rollback_record_an_operation(k: Kubectl, namespace: str) -> No
     # Editing the main resource cannot forge or erase an operation: only the subresources set it.
     k("patch", "dgapp", "shop", "-n", namespace, "--type", "merge", "-p", '{"operation": null}')
     assert get(k, namespace, "shop")["operation"]["sync"] == {"prune": True}
+
+
+def test_managed_fields_say_who_changed_what(k: Kubectl, namespace: str) -> None:
+    k("apply", "-f", "-", input=manifest("shop", namespace))
+    k("label", "dgapp", "shop", "-n", namespace, "tier=web")
+    # kubectl hides managedFields unless asked.
+    shown = k("get", "dgapp", "shop", "-n", namespace, "-o", "json", "--show-managed-fields").stdout
+    entries = {e["manager"]: e for e in json.loads(shown)["metadata"]["managedFields"]}
+    assert set(entries) == {"kubectl-client-side-apply", "kubectl-label"}
+    assert "f:tier" in entries["kubectl-label"]["fieldsV1"]["f:metadata"]["f:labels"]
+    assert "f:repoURL" in entries["kubectl-client-side-apply"]["fieldsV1"]["f:spec"]["f:source"]
