@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,6 +41,9 @@ class Deps:
     authorizer: Authorizer
     requestheader: Callable[[], RequestHeaderConfig | None]
     readiness: Callable[[], list[str]] = lambda: []  # what is not ready yet
+    # Each open watch holds a worker thread; past this many, new watches get 429 so that short
+    # requests (and the probes) always find a thread.
+    max_watches: int = 24
     clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC)
     peer_cert: Callable[[dict[str, Any]], dict[str, Any] | None] = field(
         default=lambda environ: _gunicorn_peer_cert(environ)
@@ -93,6 +97,7 @@ def _body() -> Any:
 
 def create_app(deps: Deps) -> Flask:
     app = Flask(__name__)
+    watch_slots = threading.BoundedSemaphore(deps.max_watches)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
 
     @app.errorhandler(errors.APIError)
@@ -220,7 +225,13 @@ def create_app(deps: Deps) -> Flask:
                     }
                 events = selected_events(events, match, known)
             stream = _watch_stream(events, as_table, include, bookmarks, deps.clock)
-            return Response(stream_with_context(stream), mimetype="application/json")
+            if not watch_slots.acquire(blocking=False):
+                raise errors.APIError(
+                    429, "TooManyRequests",
+                    f"this extension replica already serves {deps.max_watches} watches; retry shortly",
+                    {"retryAfterSeconds": 1},
+                )  # fmt: skip
+            return Response(stream_with_context(_released(stream, watch_slots)), mimetype="application/json")
         items, list_rv = apps.list(namespace, match, rv)
         if as_table:
             return _json(table.table(items, deps.clock(), resource_version=list_rv, include_object=include))
@@ -320,6 +331,14 @@ def selected_events(
             continue
         yield {"type": "MODIFIED" if key in known else "ADDED", "object": obj}
         known.add(key)
+
+
+def _released(stream: Iterator[str], slots: threading.BoundedSemaphore) -> Iterator[str]:
+    """The stream, giving its watch slot back however it ends (timeout, client gone, error)."""
+    try:
+        yield from stream
+    finally:
+        slots.release()
 
 
 def _watch_stream(

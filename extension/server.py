@@ -104,5 +104,6 @@ def build_app(settings: Settings | None = None) -> Any:
             authorizer=Authorizer(api),
             requestheader=lambda: requestheader.current,
             readiness=readiness,
+            max_watches=max(1, settings.threads - 8),
         )
     )

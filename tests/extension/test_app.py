@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +28,7 @@ class FakeStore:
         self.apps: dict[tuple[str, str], dict[str, Any]] = {}
         self.rv = 0
         self.events: list[dict[str, Any]] = []
+        self.hold = threading.Event()  # while set, a watch stays open after its events
 
     def _stamp(self, app: dict[str, Any]) -> dict[str, Any]:
         self.rv += 1
@@ -71,6 +74,8 @@ class FakeStore:
         send_initial_events: bool = False,
     ) -> Iterator[dict[str, Any]]:
         yield from self.events
+        while self.hold.is_set():
+            time.sleep(0.01)
 
 
 class AllowAdmin:
@@ -291,3 +296,24 @@ def test_a_selected_watch_adds_objects_that_come_to_match_and_deletes_those_that
         for e in selected_events(iter(events), match, {("team-a", "shop")})
     ]
     assert out == [("MODIFIED", "shop"), ("ADDED", "blog"), ("DELETED", "shop"), ("DELETED", "blog")]
+
+
+def test_watches_past_the_cap_get_429_and_a_finished_watch_frees_its_slot(store: FakeStore) -> None:
+    deps = Deps(
+        applications=Applications(store),
+        authorizer=AllowAdmin(),
+        requestheader=lambda: RequestHeaderConfig(client_ca_pem="-", allowed_names=("front-proxy-client",)),
+        peer_cert=lambda environ: environ.get("test.peer_cert"),
+        max_watches=1,
+    )
+    capped = create_app(deps).test_client()
+    # One event to prime the stream with, then the watch stays open until hold is cleared.
+    added = {"metadata": {"namespace": "team-a", "name": "shop", "resourceVersion": "1"}}
+    store.events = [{"type": "ADDED", "object": added}]
+    store.hold.set()
+    open_watch = call(capped, "GET", f"{BASE}?watch=true", buffered=False)
+    refused = call(capped, "GET", f"{BASE}?watch=true")
+    assert refused.status_code == 429 and refused.json["reason"] == "TooManyRequests"
+    store.hold.clear()
+    open_watch.close()
+    assert call(capped, "GET", f"{BASE}?watch=true").status_code == 200
