@@ -64,7 +64,10 @@ def _json(body: Any, code: int = 200, warnings: list[str] | None = None) -> Resp
 
 
 def _error(exc: errors.APIError) -> Response:
-    return _json(exc.status(), exc.code)
+    response = _json(exc.status(), exc.code)
+    if exc.details and "retryAfterSeconds" in exc.details:
+        response.headers["Retry-After"] = str(exc.details["retryAfterSeconds"])
+    return response
 
 
 def _write_options() -> WriteOptions:

@@ -314,6 +314,7 @@ def test_watches_past_the_cap_get_429_and_a_finished_watch_frees_its_slot(store:
     open_watch = call(capped, "GET", f"{BASE}?watch=true", buffered=False)
     refused = call(capped, "GET", f"{BASE}?watch=true")
     assert refused.status_code == 429 and refused.json["reason"] == "TooManyRequests"
+    assert refused.headers["Retry-After"] == "1"
     store.hold.clear()
     open_watch.close()
     assert call(capped, "GET", f"{BASE}?watch=true").status_code == 200
