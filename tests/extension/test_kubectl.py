@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import textwrap
 from collections.abc import Callable
@@ -11,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import REPO_ROOT, Cluster, running_pid
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -326,3 +329,47 @@ def test_managed_fields_say_who_changed_what(k: Kubectl, namespace: str) -> None
     assert set(entries) == {"kubectl-client-side-apply", "kubectl-label"}
     assert "f:tier" in entries["kubectl-label"]["fieldsV1"]["f:metadata"]["f:labels"]
     assert "f:repoURL" in entries["kubectl-client-side-apply"]["fieldsV1"]["f:spec"]["f:source"]
+
+
+def test_kubectl_edit_changes_the_spec(k: Kubectl, namespace: str, driftguard: Cluster) -> None:
+    k("apply", "-f", "-", input=manifest("shop", namespace))
+    # kubectl runs KUBE_EDITOR on the file it wrote: a sed script plays the user.
+    env = {**os.environ, "KUBE_EDITOR": "sed -i -e 's#path: apps/frontend#path: apps/edited#'"}
+    edit = subprocess.run(
+        [str(driftguard.bin_dir / "kubectl"), "--kubeconfig", str(driftguard.kubeconfig),
+         "edit", "dgapp", "shop", "-n", namespace],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert edit.returncode == 0, edit.stderr
+    assert "application.gitops.driftguard.io/shop edited" in edit.stdout
+    app = get(k, namespace, "shop")
+    assert app["spec"]["source"]["path"] == "apps/edited"
+    assert app["metadata"]["generation"] == 2
+
+
+def test_a_watch_resumes_across_an_extension_restart_without_losing_events(
+    k: Kubectl, namespace: str
+) -> None:
+    k("apply", "-f", "-", input=manifest("shop", namespace))
+    before = get(k, namespace, "shop")["metadata"]["resourceVersion"]
+    k("annotate", "dgapp", "shop", "-n", namespace, "note=before-restart")
+
+    # Restart the extension: nothing is kept in the process, so a client resuming from the
+    # resourceVersion it last saw gets what happened since.
+    pid = running_pid("driftguard-extension")
+    assert pid, "the extension is not running"
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: running_pid("driftguard-extension") is None, "the extension to stop", timeout=30)
+    restart = subprocess.run([str(REPO_ROOT / "hack" / "install-local.sh")], capture_output=True, text=True,
+                             timeout=180, check=False)  # fmt: skip
+    assert restart.returncode == 0, restart.stderr
+
+    raw = k(
+        "get", "--raw",
+        f"/apis/gitops.driftguard.io/v1alpha1/namespaces/{namespace}/applications"
+        f"?watch=true&resourceVersion={before}&timeoutSeconds=3",
+    ).stdout  # fmt: skip
+    events = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    assert [(e["type"], e["object"]["metadata"]["annotations"].get("note")) for e in events] == [
+        ("MODIFIED", "before-restart")
+    ]
