@@ -6,10 +6,11 @@ master, before it binds, so every worker serves the same certificate from the fi
 
 import logging
 import ssl
+import threading
 from typing import Any
 
 from extension.auth import carry_identity
-from extension.server import prepare
+from extension.server import prepare, refresh_forever
 from extension.settings import Settings
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -37,3 +38,9 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 def pre_request(worker: Any, req: Any) -> None:
     # Before gunicorn joins repeated headers: keep each X-Remote-Group value apart (auth.py).
     req.headers = carry_identity(req.headers)
+
+
+def when_ready(server: Any) -> None:
+    # In the master, which outlives workers: certificate rotation and requestheader-CA changes
+    # reach the files without a restart.
+    threading.Thread(target=refresh_forever, args=(_settings,), name="tls-refresh", daemon=True).start()

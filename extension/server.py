@@ -42,8 +42,12 @@ def read_requestheader(api: client.ApiClient) -> RequestHeaderConfig:
     return RequestHeaderConfig.from_configmap_data(cm.data or {})
 
 
-def prepare(settings: Settings) -> dict[str, str]:
-    """Certificates and TLS files; returns gunicorn's certfile, keyfile and ca_certs paths."""
+def refresh_tls(settings: Settings) -> list[str]:
+    """Settle the serving certificate (re-issued in the last third of its life, or as another
+    replica left it in the Secret), inject the caBundle, and write the files gunicorn's TLS reads:
+    the serving pair and the requestheader CA (kube-apiserver may rotate it). gunicorn builds its
+    SSL context per connection, so rewritten files take effect on the next connection. Returns the
+    files that changed."""
     api = api_client(settings)
     secret = serving.ensure_serving_secret(api, settings.namespace, settings.tls_secret, settings.service)
     try:
@@ -51,15 +55,45 @@ def prepare(settings: Settings) -> dict[str, str]:
     except client.exceptions.ApiException as exc:
         log.warning("could not write the caBundle of APIService %s: %s", settings.api_service, exc.reason)
     directory = Path(settings.cert_dir)
-    files.write_atomic(directory / "ca.crt", secret.ca_pem)
-    files.write_atomic(directory / "tls.crt", secret.cert_pem)
-    files.write_atomic(directory / "tls.key", secret.key_pem, 0o600)
-    files.write_atomic(directory / "requestheader-ca.crt", read_requestheader(api).client_ca_pem.encode())
+    wanted = {
+        "ca.crt": (secret.ca_pem, 0o644),
+        "tls.crt": (secret.cert_pem, 0o644),
+        # What gunicorn serves: certificate and key in one file, replaced in one rename, so no
+        # connection ever pairs a new key with an old certificate.
+        "tls.pem": (secret.cert_pem + secret.key_pem, 0o600),
+        "requestheader-ca.crt": (read_requestheader(api).client_ca_pem.encode(), 0o644),
+    }
+    changed = []
+    for name, (data, mode) in wanted.items():
+        path = directory / name
+        if not path.exists() or path.read_bytes() != data:
+            files.write_atomic(path, data, mode)
+            changed.append(name)
+    return changed
+
+
+def prepare(settings: Settings) -> dict[str, str]:
+    """Certificates and TLS files before gunicorn binds; returns its certfile, keyfile, ca_certs."""
+    refresh_tls(settings)
+    directory = Path(settings.cert_dir)
     return {
-        "certfile": str(directory / "tls.crt"),
-        "keyfile": str(directory / "tls.key"),
+        "certfile": str(directory / "tls.pem"),
+        "keyfile": str(directory / "tls.pem"),
         "ca_certs": str(directory / "requestheader-ca.crt"),
     }
+
+
+def refresh_forever(settings: Settings) -> None:
+    """Runs in gunicorn's master: keeps the TLS files current while the server runs."""
+    while True:
+        time.sleep(settings.refresh_seconds)
+        try:
+            changed = refresh_tls(settings)
+        except Exception:  # a passing apiserver outage must not stop the loop
+            log.exception("could not refresh the TLS files; serving the current ones")
+            continue
+        if changed:
+            log.info("TLS files changed (%s); new connections use them", ", ".join(changed))
 
 
 class RequestHeaderWatch:

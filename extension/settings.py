@@ -18,6 +18,7 @@ class Settings:
     # DRIFTGUARD_CERT_DIR: where gunicorn reads the certs
     workers: int = 2  # DRIFTGUARD_WORKERS
     threads: int = 32  # DRIFTGUARD_THREADS: each open watch holds one
+    refresh_seconds: int = 300  # DRIFTGUARD_REFRESH_SECONDS: how often TLS files are re-checked
     kubeconfig: str = field(default="")  # KUBECONFIG; empty: in-cluster config
 
     @classmethod
@@ -31,6 +32,7 @@ class Settings:
             cert_dir=env.get("DRIFTGUARD_CERT_DIR", cls.cert_dir),
             workers=int(env.get("DRIFTGUARD_WORKERS", cls.workers)),
             threads=int(env.get("DRIFTGUARD_THREADS", cls.threads)),
+            refresh_seconds=int(env.get("DRIFTGUARD_REFRESH_SECONDS", cls.refresh_seconds)),
             kubeconfig=env.get("KUBECONFIG", ""),
         )
         problems = settings.validate()
@@ -44,6 +46,8 @@ class Settings:
             problems.append(f"DRIFTGUARD_BIND {self.bind!r} must be host:port")
         if self.workers < 1:
             problems.append("DRIFTGUARD_WORKERS must be at least 1")
+        if self.refresh_seconds < 1:
+            problems.append("DRIFTGUARD_REFRESH_SECONDS must be at least 1")
         if self.threads < 4:
             problems.append("DRIFTGUARD_THREADS must be at least 4 (each open watch holds a thread)")
         return problems

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
+from certs import pki, serving
 from tests.support.cluster import LOCAL_DIR, REPO_ROOT, Cluster
 from tests.support.waiting import wait_for
 
@@ -35,6 +38,13 @@ class Replica:
         pki = LOCAL_DIR / "pki"
         self.context.load_cert_chain(str(pki / "front-proxy-client.crt"), str(pki / "front-proxy-client.key"))
 
+    def ready(self, proc: subprocess.Popen[bytes], tmp_path: Path) -> bool:
+        assert proc.poll() is None, (tmp_path / "replica.log").read_text()[-3000:]
+        try:
+            return self.request("GET", "/readyz")[0] == 200
+        except (OSError, ValueError):
+            return False
+
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=10)
         try:
@@ -49,15 +59,16 @@ class Replica:
             conn.close()
 
 
-@pytest.fixture
-def second_replica(driftguard: Cluster, tmp_path: Path) -> Iterator[Replica]:
-    port = free_port()
+def start_replica(
+    port: int, tmp_path: Path, refresh_seconds: int = 300
+) -> tuple[subprocess.Popen[bytes], Any]:
     env = {
         **os.environ,
         "KUBECONFIG": str(LOCAL_DIR / "extension" / "kubeconfig"),
         "DRIFTGUARD_BIND": f"127.0.0.1:{port}",
         "DRIFTGUARD_CERT_DIR": str(tmp_path / "tls"),
         "DRIFTGUARD_WORKERS": "1",
+        "DRIFTGUARD_REFRESH_SECONDS": str(refresh_seconds),
     }
     log = (tmp_path / "replica.log").open("w")
     proc = subprocess.Popen(
@@ -65,18 +76,17 @@ def second_replica(driftguard: Cluster, tmp_path: Path) -> Iterator[Replica]:
          "extension.wsgi:app"],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    return proc, log
+
+
+@pytest.fixture
+def second_replica(driftguard: Cluster, tmp_path: Path) -> Iterator[Replica]:
+    port = free_port()
+    proc, log = start_replica(port, tmp_path)
     try:
         # The first replica's CA: both serve certificates from the one Secret.
         replica = Replica(port, LOCAL_DIR / "extension" / "tls" / "ca.crt")
-
-        def ready() -> bool:
-            assert proc.poll() is None, (tmp_path / "replica.log").read_text()[-3000:]
-            try:
-                return replica.request("GET", "/readyz")[0] == 200
-            except (OSError, ValueError):
-                return False
-
-        wait_for(ready, f"the second replica on 127.0.0.1:{port} to be ready", timeout=60)
+        wait_for(lambda: replica.ready(proc, tmp_path), f"the second replica on 127.0.0.1:{port}", timeout=60)
         yield replica
     finally:
         proc.terminate()
@@ -114,3 +124,40 @@ def test_a_second_replica_shares_the_certificate_and_the_data(
     created["spec"]["project"] = "stale"
     code, status = second_replica.request("PUT", f"{base}/shop", created)
     assert code == 409 and status["reason"] == "Conflict"
+
+
+def test_a_reissued_certificate_is_served_without_a_restart(
+    driftguard: Cluster, api_client: client.ApiClient, tmp_path: Path
+) -> None:
+    port = free_port()
+    proc, log = start_replica(port, tmp_path, refresh_seconds=1)
+    try:
+        replica = Replica(port, LOCAL_DIR / "extension" / "tls" / "ca.crt")
+        wait_for(
+            lambda: replica.ready(proc, tmp_path), f"a replica on 127.0.0.1:{port} to be ready", timeout=60
+        )
+        served = ssl.get_server_certificate(("127.0.0.1", port))
+
+        # Re-issue the serving certificate in the Secret, from the same CA, as a rotation does.
+        core = client.CoreV1Api(api_client)
+        secret = core.read_namespaced_secret("driftguard-extension-tls", "driftguard-system")
+        ca = pki.KeyPair(base64.b64decode(secret.data["ca.crt"]), base64.b64decode(secret.data["ca.key"]))
+        leaf = pki.new_serving_cert(ca, "driftguard-extension.driftguard-system.svc",
+                                    serving.service_dns_names("driftguard-extension", "driftguard-system"),
+                                    ["127.0.0.1"])  # fmt: skip
+        data = {"tls.crt": leaf.cert_pem, "tls.key": leaf.key_pem}
+        encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
+        core.patch_namespaced_secret("driftguard-extension-tls", "driftguard-system", {"data": encoded})
+
+        def serves_new() -> bool:
+            now = ssl.get_server_certificate(("127.0.0.1", port))
+            return now != served and ssl.PEM_cert_to_DER_cert(now) == ssl.PEM_cert_to_DER_cert(
+                leaf.cert_pem.decode()
+            )
+
+        wait_for(serves_new, "the replica to serve the re-issued certificate", timeout=30)
+        assert replica.request("GET", "/readyz")[0] == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
