@@ -42,13 +42,13 @@ def read_requestheader(api: client.ApiClient) -> RequestHeaderConfig:
     return RequestHeaderConfig.from_configmap_data(cm.data or {})
 
 
-def refresh_tls(settings: Settings) -> list[str]:
+def refresh_tls(settings: Settings, api: client.ApiClient | None = None) -> list[str]:
     """Settle the serving certificate (re-issued in the last third of its life, or as another
     replica left it in the Secret), inject the caBundle, and write the files gunicorn's TLS reads:
     the serving pair and the requestheader CA (kube-apiserver may rotate it). gunicorn builds its
     SSL context per connection, so rewritten files take effect on the next connection. Returns the
     files that changed."""
-    api = api_client(settings)
+    api = api or api_client(settings)
     secret = serving.ensure_serving_secret(api, settings.namespace, settings.tls_secret, settings.service)
     try:
         serving.inject_api_service_ca(api, settings.api_service, secret.ca_pem)
@@ -85,10 +85,11 @@ def prepare(settings: Settings) -> dict[str, str]:
 
 def refresh_forever(settings: Settings) -> None:
     """Runs in gunicorn's master: keeps the TLS files current while the server runs."""
+    api = api_client(settings)
     while True:
         time.sleep(settings.refresh_seconds)
         try:
-            changed = refresh_tls(settings)
+            changed = refresh_tls(settings, api)
         except Exception:  # a passing apiserver outage must not stop the loop
             log.exception("could not refresh the TLS files; serving the current ones")
             continue

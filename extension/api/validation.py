@@ -515,12 +515,6 @@ def validate(app: dict[str, Any], *, for_create: bool = False) -> list[FieldErro
     return errors
 
 
-def validate_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
-    """Problems with replacing ``old`` by ``new``. Nothing in spec is immutable (a new repoURL is
-    a new deployment, like a new image); name and namespace are the server's business."""
-    return validate(new)
-
-
 def validate_sync_request(body: object) -> list[FieldError]:
     """Problems with a POST body for the ``sync`` subresource; paths are relative to the body."""
     if not isinstance(body, dict):

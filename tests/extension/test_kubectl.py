@@ -40,6 +40,17 @@ def get(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     return dict(json.loads(out))
 
 
+def notes_since(k: Kubectl, namespace: str, resource_version: str) -> list[tuple[str, str | None]]:
+    """A raw watch from ``resource_version``: each event's type and ``note`` annotation."""
+    raw = k(
+        "get", "--raw",
+        f"/apis/gitops.driftguard.io/v1alpha1/namespaces/{namespace}/applications"
+        f"?watch=true&resourceVersion={resource_version}&timeoutSeconds=5",
+    ).stdout  # fmt: skip
+    events = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    return [(e["type"], e["object"]["metadata"].get("annotations", {}).get("note")) for e in events]
+
+
 @pytest.fixture
 def k(driftguard: Cluster) -> Kubectl:
     return driftguard.kubectl
@@ -136,15 +147,7 @@ def test_watch_streams_changes_and_resumes_from_a_resource_version(
         watcher.kill()
 
     # Resume: a raw watch from the earlier resourceVersion replays the change made since.
-    raw = k(
-        "get", "--raw",
-        f"/apis/gitops.driftguard.io/v1alpha1/namespaces/{namespace}/applications"
-        f"?watch=true&resourceVersion={start_rv}&timeoutSeconds=5",
-    ).stdout  # fmt: skip
-    events = [json.loads(line) for line in raw.splitlines() if line.strip()]
-    assert [(e["type"], e["object"]["metadata"]["annotations"].get("note")) for e in events] == [
-        ("MODIFIED", "changed")
-    ]
+    assert notes_since(k, namespace, start_rv) == [("MODIFIED", "changed")]
 
 
 def test_patches_merge_and_json_work_and_strategic_merge_is_415(k: Kubectl, namespace: str) -> None:
@@ -364,12 +367,4 @@ def test_a_watch_resumes_across_an_extension_restart_without_losing_events(
                              timeout=180, check=False)  # fmt: skip
     assert restart.returncode == 0, restart.stderr
 
-    raw = k(
-        "get", "--raw",
-        f"/apis/gitops.driftguard.io/v1alpha1/namespaces/{namespace}/applications"
-        f"?watch=true&resourceVersion={before}&timeoutSeconds=3",
-    ).stdout  # fmt: skip
-    events = [json.loads(line) for line in raw.splitlines() if line.strip()]
-    assert [(e["type"], e["object"]["metadata"]["annotations"].get("note")) for e in events] == [
-        ("MODIFIED", "before-restart")
-    ]
+    assert notes_since(k, namespace, before) == [("MODIFIED", "before-restart")]

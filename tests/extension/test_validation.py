@@ -26,7 +26,6 @@ from extension.api.validation import (
     validate,
     validate_rollback_request,
     validate_sync_request,
-    validate_update,
 )
 
 MINIMAL = yaml.safe_load(
@@ -329,12 +328,6 @@ def test_generate_name_stands_in_for_a_name_only_at_create() -> None:
     assert paths(validate(bad, for_create=True)) == ["metadata.generateName"]
 
 
-def test_an_update_is_validated_like_the_new_object() -> None:
-    new = changed(MINIMAL, ("spec.source.path", "../x"))
-    assert paths(validate_update(MINIMAL, new)) == ["spec.source.path"]
-    assert validate_update(MINIMAL, FULL) == []
-
-
 def test_sync_and_rollback_request_bodies_are_validated_on_their_own() -> None:
     assert validate_sync_request({}) == []
     assert (
@@ -479,7 +472,6 @@ def test_the_validator_never_raises_on_any_json(app: Any, for_create: bool) -> N
     assert json.dumps(apply_defaults(defaulted)) == json.dumps(defaulted)
     assert sorted(unknown_fields(defaulted)) == sorted(unknown)
     validate(defaulted, for_create=for_create)
-    validate_update(app, defaulted)
     validate_sync_request(app)
     validate_rollback_request(app)
 
