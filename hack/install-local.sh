@@ -9,6 +9,10 @@ source "${REPO_ROOT}/hack/lib/cluster.sh"
 EXTENSION_PORT=${EXTENSION_PORT:-8443}
 NAMESPACE=driftguard-system
 EXTENSION_DIR=${LOCAL_DIR}/extension
+CONTROLLER_PORT=${CONTROLLER_PORT:-8081}
+CONTROLLER_DIR=${LOCAL_DIR}/controller
+# Git polling interval of the local controller; the webhook receiver refreshes at once.
+DRIFTGUARD_POLL_SECONDS=${DRIFTGUARD_POLL_SECONDS:-30}
 
 usage() {
   cat <<USAGE
@@ -93,6 +97,41 @@ main() {
     sleep 0.5
   done
   log "driftguard's API is served: kubectl get applications.gitops.driftguard.io -A"
+  start_controller
+}
+
+# The controller on the host, as the ServiceAccount driftguard-system/driftguard-controller.
+start_controller() {
+  local pid
+  if pid=$(pid_of driftguard-controller); then
+    log "driftguard-controller already running (pid ${pid})"
+    return
+  fi
+  if port_in_use "${CONTROLLER_PORT}"; then
+    die "port 127.0.0.1:${CONTROLLER_PORT} is already in use by $(who_listens "${CONTROLLER_PORT}"); set CONTROLLER_PORT"
+  fi
+  mkdir -p "${CONTROLLER_DIR}"
+  sa_kubeconfig driftguard-controller "${CONTROLLER_DIR}/kubeconfig"
+  log "starting driftguard-controller (http://127.0.0.1:${CONTROLLER_PORT}/metrics; log: .local/logs/driftguard-controller.log)"
+  (
+    cd "${REPO_ROOT}"
+    KUBECONFIG="${CONTROLLER_DIR}/kubeconfig" DRIFTGUARD_CONTROLLER_BIND="127.0.0.1:${CONTROLLER_PORT}" \
+      DRIFTGUARD_BIN_DIR="${LOCAL_BIN}" DRIFTGUARD_GIT_CACHE="${CONTROLLER_DIR}/git" \
+      DRIFTGUARD_POLL_SECONDS="${DRIFTGUARD_POLL_SECONDS}" \
+      DRIFTGUARD_WEBHOOK_SECRET="${DRIFTGUARD_WEBHOOK_SECRET:-local-webhook-secret}" \
+      setsid "${VENV_DIR}/bin/python" -m controller </dev/null >>"${LOG_DIR}/driftguard-controller.log" 2>&1 &
+    record_pid driftguard-controller $!
+  )
+  local deadline=$((SECONDS + 60))
+  until curl -fsS "http://127.0.0.1:${CONTROLLER_PORT}/readyz" >/dev/null 2>&1; do
+    if ! pid_of driftguard-controller >/dev/null; then
+      tail -n 20 "${LOG_DIR}/driftguard-controller.log" >&2
+      die "driftguard-controller exited; the last lines of .local/logs/driftguard-controller.log are above"
+    fi
+    ((SECONDS < deadline)) || die "driftguard-controller was not ready within 60s (see .local/logs/driftguard-controller.log)"
+    sleep 0.5
+  done
+  log "driftguard-controller is ready"
 }
 
 main "$@"

@@ -1,0 +1,300 @@
+"""The controller's only door to kube-apiserver: REST calls, discovery, watches and Events.
+
+Everything here is I/O. ``ApiException`` is wrapped once, into :class:`KubeError` carrying the
+parsed ``metav1.Status``, so the rest of the controller reasons about reasons (NotFound,
+Conflict, Invalid, Forbidden), never about HTTP. Decisions live elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from extension.api.schema import GROUP, PLURAL, VERSION
+from extension.api.tracking import FIELD_MANAGER
+
+log = logging.getLogger(__name__)
+
+APPS_PATH = f"/apis/{GROUP}/{VERSION}"
+
+
+class KubeError(Exception):
+    """A failed call, with kube's Status: ``reason`` is NotFound, Conflict, Invalid, Forbidden..."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+    @property
+    def temporary(self) -> bool:
+        return self.code in (0, 429, 500, 502, 503, 504) or self.reason in ("Timeout", "ServerTimeout")
+
+
+def _error(exc: ApiException) -> KubeError:
+    try:
+        status = json.loads(exc.body or "{}")
+    except ValueError:
+        status = {}
+    if not isinstance(status, dict):
+        status = {}
+    return KubeError(
+        int(exc.status or 0), str(status.get("reason") or exc.reason or "Unknown"),
+        str(status.get("message") or exc.reason or "no message"),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A kind as discovery describes it."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    verbs: frozenset[str]
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str = "", name: str = "") -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace)}"
+        base += f"/{self.plural}"
+        return base + (f"/{quote(name)}" if name else "")
+
+
+def load_client(kubeconfig: str | None) -> client.ApiClient:
+    if kubeconfig:
+        api: client.ApiClient = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        return api
+    config.load_incluster_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient()
+
+
+class Kube:
+    """Thin REST over one ``ApiClient``; thread-safe (urllib3's pool is)."""
+
+    def __init__(self, api: client.ApiClient, *, timeout: float = 30.0) -> None:
+        self.api = api
+        self.timeout = timeout
+        self._resources: dict[tuple[str, str], Resource] = {}
+        self._discovered_at = 0.0
+        self._lock = threading.Lock()
+
+    # --- raw calls ----------------------------------------------------------------------------
+    def _send(
+        self, method: str, path: str, query: dict[str, Any], body: Any, content_type: str, timeout: Any
+    ) -> Any:
+        """The urllib3 response, not read yet; a non-2xx status raises :class:`KubeError`."""
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        params = [(k, v) for k, v in query.items() if v is not None]
+        try:
+            # Bodies go as dicts: the client serializes them for JSON and YAML content types alike.
+            serialized = self.api.param_serialize(
+                method,
+                path,
+                query_params=params,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self.api.call_api(*serialized, _request_timeout=timeout).response
+        except ApiException as exc:
+            raise _error(exc) from exc
+        except OSError as exc:  # urllib3 errors derive from it: refused, reset, timed out
+            raise KubeError(0, "ServiceUnavailable", f"{method} {path}: {exc}") from exc
+        if response.status >= 300:
+            data = response.data
+            response.release_conn()
+            raise _error(ApiException(status=response.status, reason=response.reason, body=data.decode()))
+        return response
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> Any:
+        response = self._send(method, path, query or {}, body, content_type, timeout or self.timeout)
+        try:
+            data = response.data
+        except OSError as exc:
+            raise KubeError(0, "ServiceUnavailable", f"{method} {path}: {exc}") from exc
+        finally:
+            response.release_conn()
+        return json.loads(data) if data else None
+
+    def stream(self, path: str, query: dict[str, Any], timeout: float) -> Iterator[dict[str, Any]]:
+        """A watch, event by event; ends when the server closes it."""
+        response = self._send(
+            "GET", path, {**query, "watch": "true"}, None, "application/json", (10, timeout + 30)
+        )
+        try:
+            buffer = b""
+            for chunk in response.stream(1024, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line.strip():
+                        yield json.loads(line)
+        except OSError as exc:
+            raise KubeError(0, "ServiceUnavailable", f"watch {path}: {exc}") from exc
+        finally:
+            response.release_conn()
+
+    # --- discovery ----------------------------------------------------------------------------
+    def _discover(self) -> None:
+        found: dict[tuple[str, str], Resource] = {}
+        versions: list[tuple[str, str]] = [("", v) for v in self.request("GET", "/api")["versions"]]
+        for group in self.request("GET", "/apis")["groups"]:
+            versions.append((group["name"], group["preferredVersion"]["version"]))
+        for group, version in versions:
+            path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+            try:
+                listing = self.request("GET", path)
+            except KubeError as exc:  # an unavailable aggregated API must not stop the rest
+                log.warning("discovery of %s failed: %s", path, exc.message)
+                continue
+            for res in listing.get("resources") or []:
+                if "/" in res["name"]:
+                    continue
+                key = (group, res["kind"])
+                found.setdefault(key, Resource(
+                    group, version, res["kind"], res["name"], bool(res.get("namespaced")),
+                    frozenset(res.get("verbs") or ()),
+                ))  # fmt: skip
+        self._resources, self._discovered_at = found, time.monotonic()
+
+    def resource(self, group: str, kind: str) -> Resource | None:
+        """The resource serving ``kind`` in ``group``; discovery is refreshed when a kind is
+        unknown (a CRD applied a moment ago), at most every 5 seconds."""
+        with self._lock:
+            found = self._resources.get((group, kind))
+            if found is None and time.monotonic() - self._discovered_at > 5:
+                self._discover()
+                found = self._resources.get((group, kind))
+            return found
+
+    def resource_for(self, obj: dict[str, Any]) -> Resource:
+        api_version = str(obj.get("apiVersion") or "")
+        group = api_version.rpartition("/")[0]
+        res = self.resource(group, str(obj.get("kind")))
+        if res is None:
+            raise KubeError(
+                404, "NotFound", f"the server has no resource for {obj.get('kind')} in {api_version}"
+            )
+        return res
+
+    # --- objects ------------------------------------------------------------------------------
+    def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = self.request("GET", res.path(namespace, name))
+        except KubeError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        return found
+
+    def list(self, res: Resource, label_selector: str = "") -> dict[str, Any]:
+        listing: dict[str, Any] = self.request(
+            "GET", res.path(), query={"labelSelector": label_selector or None}
+        )
+        return listing
+
+    def apply(self, obj: dict[str, Any], *, dry_run: bool = False, force: bool = True) -> dict[str, Any]:
+        """Server-side apply under the controller's field manager."""
+        res = self.resource_for(obj)
+        meta = obj["metadata"]
+        query = {"fieldManager": FIELD_MANAGER, "force": "true" if force else None}
+        if dry_run:
+            query["dryRun"] = "All"
+        applied: dict[str, Any] = self.request(
+            "PATCH", res.path(meta.get("namespace", ""), meta["name"]), query=query,
+            body=obj, content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+        return applied
+
+    def patch(self, res: Resource, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        patched: dict[str, Any] = self.request(
+            "PATCH", res.path(namespace, name), query={"fieldManager": FIELD_MANAGER},
+            body=patch, content_type="application/merge-patch+json",
+        )  # fmt: skip
+        return patched
+
+    def delete(self, res: Resource, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete in the background; False when it was already gone. ``uid`` makes sure the object
+        deleted is the one the inventory recorded, not a namesake created since."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            self.request("DELETE", res.path(namespace, name), body=body)
+        except KubeError as exc:
+            if exc.code == 404:
+                return False
+            raise
+        return True
+
+    # --- applications -------------------------------------------------------------------------
+    def app_path(self, namespace: str = "", name: str = "", sub: str = "") -> str:
+        path = APPS_PATH + (f"/namespaces/{namespace}" if namespace else "") + f"/{PLURAL}"
+        return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+
+    def get_app(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            app: dict[str, Any] = self.request("GET", self.app_path(namespace, name))
+        except KubeError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        return app
+
+    def put_app(self, app: dict[str, Any], sub: str = "") -> dict[str, Any]:
+        meta = app["metadata"]
+        written: dict[str, Any] = self.request(
+            "PUT", self.app_path(meta["namespace"], meta["name"], sub), body=app
+        )
+        return written
+
+    # --- events -------------------------------------------------------------------------------
+    def event(self, regarding: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+        """A core/v1 Event on an object (``kubectl describe`` lists them). Best effort: failing to
+        report must never fail a sync."""
+        meta = regarding.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": regarding.get("apiVersion"), "kind": regarding.get("kind"),
+                "name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": event_type, "reason": reason, "message": message[:1024],
+            "source": {"component": FIELD_MANAGER}, "reportingComponent": FIELD_MANAGER,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }  # fmt: skip
+        try:
+            self.request("POST", f"/api/v1/namespaces/{namespace}/events", body=body)
+        except KubeError as exc:
+            log.warning(
+                "[%s/%s] could not record Event %s: %s", namespace, meta.get("name"), reason, exc.message
+            )

@@ -1,0 +1,752 @@
+"""One reconcile of one Application: fetch, render, diff, apply, prune, assess, report.
+
+Each step that fails stops the ones after it and says so in a condition with its own reason
+(FetchFailed, RenderFailed, ApplyFailed, PruneFailed): nothing is pruned after a failed fetch,
+render or apply, or after an empty render unless ``allowEmpty``. The status is written once, at
+the end, whatever happened (plus, before new objects are created, the grown inventory, so that a
+controller killed mid-sync leaves no object it does not know about).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller import diff, health, plan
+from controller import status as st
+from controller.credentials import credentials_for
+from controller.git import GitError, RepoCache
+from controller.kube import Kube, KubeError
+from controller.metrics import Metrics
+from controller.render import Limits, RenderError, render
+from extension.api.tracking import (
+    BREAK_GLASS_REASON,
+    BREAK_GLASS_UNTIL,
+    DRIFTED_AT,
+    DRIFTED_BY,
+    DRIFTED_FIELDS,
+    MANAGED_LABEL,
+    RESOURCES_FINALIZER,
+    TRACKING_ANNOTATION,
+    AppKey,
+    ObjectRef,
+    claimed_app,
+)
+
+log = logging.getLogger(__name__)
+
+SECRETS_LABEL = "gitops.driftguard.io/secret-type=repository"
+
+
+def now_text(clock: Callable[[], datetime.datetime]) -> str:
+    return clock().astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime.datetime | None:
+    try:
+        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+
+
+@dataclass
+class Options:
+    namespace: str = "driftguard-system"
+    bin_dir: Path = Path(".local/bin")
+    poll_seconds: float = 60.0
+    max_prune_share: float = 0.5
+    wave_timeout: float = 120.0
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass
+class Outcome:
+    """What the manager should do next with this Application."""
+
+    requeue_after: float | None = None
+    failed: bool = False
+
+
+class Step(Exception):
+    """A failed step: its condition reason and a message for humans."""
+
+    def __init__(self, reason: str, message: str, temporary: bool = True) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.temporary = reason, message, temporary
+
+
+@dataclass
+class Target:
+    revision: str  # what was asked: a branch, tag, SHA or HEAD
+    source: dict[str, Any]
+    sha: str = ""
+    objects: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Reconciler:
+    def __init__(
+        self, kube: Kube, repos: RepoCache, options: Options, metrics: Metrics,
+        clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
+    ) -> None:  # fmt: skip
+        self.kube, self.repos, self.options, self.metrics, self.clock = kube, repos, options, metrics, clock
+        # (url, revision) -> (sha, monotonic time fetched): watch-driven reconciles reuse a fresh
+        # fetch; the poll and the webhook receiver make them stale.
+        self._resolved: dict[tuple[str, str], tuple[str, float]] = {}
+        self._rendered: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        # resourceVersions this controller wrote, so that the watch can skip its own echoes.
+        self.written: dict[tuple[str, str, str, str], str] = {}
+        self.failures: dict[AppKey, int] = {}
+
+    # --- Git and render ---------------------------------------------------------------------
+    def expire(self, repo_url: str | None = None) -> None:
+        """Forget resolved revisions (of one repo, or all): the next reconcile fetches."""
+        with self._lock:
+            for key in list(self._resolved):
+                if repo_url is None or key[0] == repo_url:
+                    del self._resolved[key]
+
+    def _resolve(self, url: str, revision: str) -> str:
+        with self._lock:
+            cached = self._resolved.get((url, revision))
+        if cached and time.monotonic() - cached[1] < self.options.poll_seconds:
+            return cached[0]
+        secrets = self.kube.request(
+            "GET",
+            f"/api/v1/namespaces/{self.options.namespace}/secrets",
+            query={"labelSelector": SECRETS_LABEL},
+        )
+        creds = credentials_for(url, secrets.get("items") or [])
+        started = time.monotonic()
+        try:
+            sha = self.repos.resolve(url, revision, creds)
+        except GitError as exc:
+            raise Step(st.FETCH_FAILED, str(exc)) from exc
+        finally:
+            self.metrics.git_fetch.observe(time.monotonic() - started)
+        with self._lock:
+            self._resolved[(url, revision)] = (sha, time.monotonic())
+        return sha
+
+    def _render(
+        self, url: str, sha: str, source: dict[str, Any], destination_ns: str
+    ) -> list[dict[str, Any]]:
+        key = json.dumps([url, sha, source, destination_ns], sort_keys=True)
+        with self._lock:
+            cached = self._rendered.get(key)
+        if cached is not None:
+            return [copy.deepcopy(o) for o in cached]
+        try:
+            with self.repos.checkout(url, sha) as tree:
+                objects = render(
+                    tree, source, bin_dir=self.options.bin_dir, limits=self.options.limits,
+                    default_namespace=destination_ns,
+                )  # fmt: skip
+        except GitError as exc:
+            raise Step(st.FETCH_FAILED, str(exc)) from exc
+        except RenderError as exc:
+            raise Step(st.RENDER_FAILED, str(exc), temporary=False) from exc
+        with self._lock:
+            if len(self._rendered) > 4096:
+                self._rendered.clear()
+            self._rendered[key] = copy.deepcopy(objects)
+        return objects
+
+    def _target(self, app: dict[str, Any], key: AppKey) -> Target:
+        spec, operation = app.get("spec") or {}, app.get("operation") or {}
+        source = copy.deepcopy(spec.get("source") or {})
+        revision = str(source.get("targetRevision") or "HEAD")
+        if "rollback" in operation:
+            wanted = operation["rollback"].get("id")
+            entry = next(
+                (h for h in (app.get("status") or {}).get("history") or [] if h.get("id") == wanted), None
+            )
+            if entry is None:
+                raise Step(
+                    st.APPLY_FAILED, f"rollback: history has no entry with id {wanted}", temporary=False
+                )
+            source = copy.deepcopy(entry.get("source") or source)
+            revision = str(entry["revision"])
+        elif (operation.get("sync") or {}).get("revision"):
+            revision = str(operation["sync"]["revision"])
+        url = str(source.get("repoURL") or "")
+        target = Target(revision, source)
+        target.sha = self._resolve(url, revision)
+        destination_ns = str((spec.get("destination") or {}).get("namespace") or "")
+        rendered = self._render(url, target.sha, source, destination_ns)
+        allow_empty = bool(((spec.get("syncPolicy") or {}).get("automated") or {}).get("allowEmpty"))
+        if not rendered and not allow_empty:
+            raise Step(
+                st.RENDER_FAILED,
+                f"path {source.get('path') or '.'} rendered no objects at revision {st.short(target.sha)}; "
+                "nothing was applied or pruned "
+                "(set spec.syncPolicy.automated.allowEmpty: true if that is meant)",
+                temporary=False,
+            )
+        try:
+            target.objects = plan.prepare(rendered, key, destination_ns, self._namespaced)
+        except plan.PlanError as exc:
+            raise Step(st.RENDER_FAILED, str(exc), temporary=False) from exc
+        return target
+
+    def _namespaced(self, group: str, kind: str) -> bool | None:
+        res = self.kube.resource(group, kind)
+        return None if res is None else res.namespaced
+
+    # --- the reconcile ----------------------------------------------------------------------
+    def reconcile(self, key: AppKey) -> Outcome:
+        app = self.kube.get_app(key.namespace, key.name)
+        if app is None:
+            return Outcome()
+        if app["metadata"].get("deletionTimestamp"):
+            return self._finalize(app, key)
+        started = time.monotonic()
+        old_status = copy.deepcopy(app.get("status") or {})
+        status = copy.deepcopy(old_status)
+        now = now_text(self.clock)
+        operation = app.get("operation")
+        outcome = Outcome(requeue_after=self.options.poll_seconds)
+        spec = app.get("spec") or {}
+        try:
+            target = self._target(app, key)
+            self._sync_and_assess(app, key, target, status, now)
+            status["conditions"] = st.set_condition(
+                status.get("conditions") or [], st.READY, "True", "Reconciled",
+                f"{'synced' if status['sync']['status'] == 'Synced' else 'compared'} revision "
+                f"{st.short(target.sha)}", now,
+            )  # fmt: skip
+            if status.get("health", {}).get("status") == "Degraded":
+                status["conditions"] = st.set_condition(
+                    status["conditions"], st.READY, "False", st.HEALTH_DEGRADED,
+                    status["health"].get("message", ""), now,
+                )  # fmt: skip
+            self.failures.pop(key, None)
+        except Step as exc:
+            outcome = self._failed(app, key, status, exc, now)
+        except KubeError as exc:
+            outcome = self._failed(app, key, status, Step(st.APPLY_FAILED, exc.message, exc.temporary), now)
+        finally:
+            status["reconciledAt"] = now
+            if not self._paused(app):
+                status["observedGeneration"] = app["metadata"].get("generation", 1)
+            self._write_status(app, status, operation)
+            self.metrics.reconcile.observe(time.monotonic() - started)
+        if outcome.requeue_after is None and spec.get("syncPolicy", {}).get("automated"):
+            outcome.requeue_after = self.options.poll_seconds
+        return outcome
+
+    def _failed(
+        self, app: dict[str, Any], key: AppKey, status: dict[str, Any], exc: Step, now: str
+    ) -> Outcome:
+        log.warning("[%s] %s: %s", key, exc.reason, exc.message)
+        status["conditions"] = st.set_condition(
+            status.get("conditions") or [], st.READY, "False", exc.reason, exc.message, now
+        )
+        status.setdefault("sync", {})["status"] = (
+            "Unknown" if exc.reason in (st.FETCH_FAILED, st.RENDER_FAILED) else "OutOfSync"
+        )
+        status["sync"].setdefault("revision", "")
+        if app.get("operation"):
+            status["operationState"] = self._operation_state(app, "Failed", exc.message, now, None)
+        old = (app.get("status") or {}).get("conditions") or []
+        before = st.find_condition(old, st.READY)
+        if not before or before.get("reason") != exc.reason or before.get("message") != exc.message:
+            self.kube.event(app, "Warning", exc.reason, exc.message)
+        attempts = self.failures[key] = self.failures.get(key, 0) + 1
+        retry = (app.get("spec") or {}).get("syncPolicy", {}).get("retry") or {}
+        backoff = retry.get("backoff") or {}
+        base = _seconds(backoff.get("duration"), 5.0)
+        factor = float(backoff.get("factor") or 2)
+        cap = _seconds(backoff.get("maxDuration"), 180.0)
+        limit = int(retry.get("limit", 5))
+        self.metrics.syncs.labels(result="failed").inc()
+        if limit >= 0 and attempts > limit and not exc.temporary:
+            # Permanent errors stop retrying after the limit; the poll and Git changes retry.
+            return Outcome(requeue_after=self.options.poll_seconds, failed=True)
+        return Outcome(requeue_after=min(cap, base * factor ** (attempts - 1)), failed=True)
+
+    def _paused(self, app: dict[str, Any]) -> bool:
+        status = app.get("status") or {}
+        paused = st.find_condition(status.get("conditions") or [], st.AUTO_SYNC_PAUSED)
+        return bool(paused) and app["metadata"].get("generation") == status.get("observedGeneration")
+
+    # --- compare, sync, prune, assess -------------------------------------------------------
+    def _live(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        res = self.kube.resource_for(obj)
+        meta = obj["metadata"]
+        return self.kube.get(res, meta.get("namespace", ""), meta["name"])
+
+    def _compare(
+        self, obj: dict[str, Any], live: dict[str, Any] | None, rules: list[dict[str, Any]]
+    ) -> list[str] | None:
+        """The drifted fields, [] when in sync, None when missing."""
+        if live is None:
+            return None
+        predicted = self.kube.apply(obj, dry_run=True)
+        return diff.drift(live, predicted, rules)
+
+    def _sync_and_assess(
+        self, app: dict[str, Any], key: AppKey, target: Target, status: dict[str, Any], now: str
+    ) -> None:
+        spec, operation = app.get("spec") or {}, app.get("operation") or {}
+        policy = spec.get("syncPolicy") or {}
+        automated = policy.get("automated") or {}
+        options = plan.parse_options(policy.get("syncOptions") or [])
+        rules = spec.get("ignoreDifferences") or []
+        inventory = st.inventory(status)
+        desired = {ObjectRef.of(o): o for o in target.objects}
+        live: dict[ObjectRef, dict[str, Any] | None] = {}
+        drifted: dict[ObjectRef, list[str] | None] = {}
+        foreign: dict[ObjectRef, str] = {}
+        for ref, obj in desired.items():
+            live[ref] = self._live(obj)
+            current = live[ref]
+            owner = claimed_app(current) if current is not None else None
+            if live[ref] is not None and owner is not None and owner != key:
+                foreign[ref] = f"{ref} is managed by Application {owner}; refusing to take it over"
+                continue
+            drifted[ref] = self._compare(obj, live[ref], rules)
+        out_of_sync = {ref for ref, fields in drifted.items() if fields != []}
+        break_glass = {ref for ref in out_of_sync if _break_glass_active(live.get(ref), self.clock())}
+        # Decide whether to sync now.
+        paused = self._paused(app) and "rollback" not in operation and "sync" not in operation
+        git_changed = target.sha != (status.get("sync") or {}).get("revision")
+        spec_changed = app["metadata"].get("generation") != status.get("observedGeneration")
+        self_heal = bool(automated.get("selfHeal"))
+        wants_sync = bool(operation) or (
+            bool(automated) and not paused and bool(out_of_sync - break_glass)
+            and (self_heal or git_changed or spec_changed or any(drifted[r] is None for r in out_of_sync))
+        )  # fmt: skip
+        changes = plan.ChangeSet()
+        selected = {
+            ObjectRef.from_status(r) for r in (operation.get("sync") or {}).get("resources") or []
+        }  # fmt: skip
+        prune_on = bool(automated.get("prune")) or bool((operation.get("sync") or {}).get("prune"))
+        if wants_sync:
+            initiator = operation.get("initiatedBy") or {
+                "automated": True,
+                "username": "driftguard-controller",
+            }
+            log.info("[%s] syncing revision %s (%d objects)", key, st.short(target.sha), len(desired))
+            if operation:
+                status["operationState"] = self._operation_state(app, "Running", "syncing", now, None)
+            if self._sync(
+                app,
+                key,
+                target,
+                desired,
+                live,
+                drifted,
+                foreign,
+                break_glass,
+                selected,
+                options,
+                inventory,
+                status,
+                changes,
+            ):
+                # Refresh what we compare and assess after the apply.
+                for ref, obj in desired.items():
+                    if ref in foreign:
+                        continue
+                    live[ref] = self._live(obj)
+                    drifted[ref] = [] if live[ref] is not None and ref not in break_glass else drifted[ref]
+            if not changes.failed():
+                no_prune = [
+                    r
+                    for r in inventory
+                    if plan.object_options(self._inventory_live(r) or {}).get("Prune") == "false"
+                ]
+                prune_plan = plan.plan_prune(
+                    inventory, desired, prune=prune_on, no_prune=no_prune,
+                    max_share=self.options.max_prune_share,
+                    confirmed=bool((operation.get("sync") or {}).get("confirmPrune")),
+                )  # fmt: skip
+                self._prune(app, key, prune_plan, changes, status, now)
+            kept = self._leftovers(inventory, desired, changes)
+            failed = changes.failed()
+            message = f"revision {st.short(target.sha)}: {changes.summary()}"
+            if failed:
+                message += "; " + "; ".join(str(c) for c in failed[:3])
+            phase = "Failed" if failed else "Succeeded"
+            if (
+                operation
+                or changes.count("created") + changes.count("configured") + changes.count("pruned")
+                or git_changed
+            ):
+                status["operationState"] = self._operation_state(app, phase, message, now, target, changes)
+            if not failed and (git_changed or operation or spec_changed):
+                status["history"] = st.add_history(
+                    status.get("history") or [], target.sha, target.source, now,
+                    {k: v for k, v in initiator.items() if k in ("username", "automated")},
+                    int(spec.get("revisionHistoryLimit", 10)),
+                )  # fmt: skip
+            if "rollback" in operation and not failed:
+                status["conditions"] = st.set_condition(
+                    status.get("conditions") or [], st.AUTO_SYNC_PAUSED, "True", "RolledBack",
+                    f"rolled back to history {operation['rollback'].get('id')} "
+                    f"(revision {st.short(target.sha)}); "
+                    "auto-sync stays paused until the spec changes", now,
+                )  # fmt: skip
+            elif operation.get("sync") and not failed:
+                status["conditions"] = st.remove_condition(
+                    status.get("conditions") or [], st.AUTO_SYNC_PAUSED
+                )
+            self.metrics.syncs.labels(result="failed" if failed else "succeeded").inc()
+            self.kube.event(
+                app, "Warning" if failed else "Normal", "SyncFailed" if failed else "Synced", message
+            )
+            log.info("[%s] %s", key, message)
+            if failed:
+                raise Step(st.APPLY_FAILED, message)
+        else:
+            kept = [r for r in inventory if r not in desired]
+        if self._paused(app) is False and st.find_condition(
+            status.get("conditions") or [], st.AUTO_SYNC_PAUSED
+        ):
+            status["conditions"] = st.remove_condition(status["conditions"], st.AUTO_SYNC_PAUSED)
+        self._report(app, key, target, status, desired, live, drifted, foreign, kept)
+
+    def _inventory_live(self, ref: ObjectRef) -> dict[str, Any] | None:
+        res = self.kube.resource(ref.group, ref.kind)
+        return None if res is None else self.kube.get(res, ref.namespace, ref.name)
+
+    def _sync(
+        self, app: dict[str, Any], key: AppKey, target: Target, desired: dict[ObjectRef, dict[str, Any]],
+        live: dict[ObjectRef, dict[str, Any] | None], drifted: dict[ObjectRef, list[str] | None],
+        foreign: dict[ObjectRef, str], break_glass: set[ObjectRef], selected: set[ObjectRef],
+        options: dict[str, str], inventory: list[ObjectRef], status: dict[str, Any], changes: plan.ChangeSet,
+    ) -> bool:  # fmt: skip
+        spec = app.get("spec") or {}
+        destination_ns = str((spec.get("destination") or {}).get("namespace") or "")
+        if options.get("CreateNamespace") == "true" and destination_ns:
+            ns = self.kube.resource("", "Namespace")
+            if ns is not None and self.kube.get(ns, "", destination_ns) is None:
+                self.kube.request("POST", "/api/v1/namespaces", body={
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": destination_ns},
+                })  # fmt: skip
+                log.info("[%s] created namespace %s (CreateNamespace=true)", key, destination_ns)
+        # Record what is about to exist before it exists: a crash mid-sync leaves nothing untracked.
+        new = [ref for ref in desired if ref not in set(inventory) and ref not in foreign]
+        if new:
+            grown = [
+                *status.get("resources", []),
+                *(st.resource_entry(r, "", "OutOfSync", None) for r in new),
+            ]
+            status["resources"] = grown
+            self._write_status(app, status, None, keep_operation=True)
+        only_out_of_sync = options.get("ApplyOutOfSyncOnly") == "true"
+        applied = False
+        steps = plan.waves(
+            desired[r] for r in desired if r not in foreign and (not selected or r in selected)
+        )
+        for index, step in enumerate(steps):
+            for obj in step:
+                ref = ObjectRef.of(obj)
+                if ref in break_glass:
+                    changes.add(ref, "skipped", "break-glass is active")
+                    continue
+                if only_out_of_sync and drifted.get(ref) == []:
+                    changes.add(ref, "unchanged")
+                    continue
+                try:
+                    result = self.kube.apply(obj)
+                except KubeError as exc:
+                    changes.add(ref, "failed", f"{exc.reason}: {exc.message}")
+                    continue
+                applied = True
+                self.written[_wkey(ref)] = result["metadata"].get("resourceVersion", "")
+                action = (
+                    "created"
+                    if live.get(ref) is None
+                    else ("configured" if drifted.get(ref) else "unchanged")
+                )
+                changes.add(ref, action)
+            if changes.failed():
+                return applied
+            if index < len(steps) - 1:
+                self._wait_healthy(key, step)
+        for ref in foreign:
+            changes.add(ref, "failed", foreign[ref])
+        return applied
+
+    def _wait_healthy(self, key: AppKey, step: list[dict[str, Any]]) -> None:
+        """A wave waits for the one before to be healthy, within a deadline."""
+        deadline = time.monotonic() + self.options.wave_timeout
+        while True:
+            statuses = [health.assess(self._live(obj)) for obj in step]
+            worst = health.worst(statuses)
+            if worst.status in (health.Status.Healthy, health.Status.Suspended):
+                return
+            if worst.status == health.Status.Degraded or time.monotonic() > deadline:
+                raise Step(st.HEALTH_DEGRADED, f"a sync wave did not become healthy: {worst.message}")
+            log.info("[%s] waiting for a sync wave to become healthy: %s", key, worst.message)
+            time.sleep(1.0)
+
+    def _prune(
+        self, app: dict[str, Any], key: AppKey, prune_plan: plan.PrunePlan, changes: plan.ChangeSet,
+        status: dict[str, Any], now: str,
+    ) -> None:  # fmt: skip
+        if prune_plan.refused:
+            status["conditions"] = st.set_condition(
+                status.get("conditions") or [],
+                st.PRUNE_REFUSED,
+                "True",
+                "ConfirmationRequired",
+                prune_plan.refused,
+                now,
+            )
+            self.kube.event(app, "Warning", "PruneRefused", prune_plan.refused)
+        else:
+            status["conditions"] = st.remove_condition(status.get("conditions") or [], st.PRUNE_REFUSED)
+        for ref in prune_plan.delete:
+            res = self.kube.resource(ref.group, ref.kind)
+            try:
+                obj = self.kube.get(res, ref.namespace, ref.name) if res else None
+                if obj is None:
+                    changes.add(ref, "pruned", "already gone")
+                    continue
+                if claimed_app(obj) != key:
+                    # Never prune what this Application does not own by its tracking id.
+                    changes.add(ref, "pruned", "no longer carries this Application's tracking id; left alone")
+                    continue
+                assert res is not None
+                self.kube.delete(res, ref.namespace, ref.name, uid=obj["metadata"].get("uid"))
+                changes.add(ref, "pruned")
+                self.kube.event(app, "Normal", "Pruned", f"{ref} left Git and was deleted")
+            except KubeError as exc:
+                changes.add(ref, "failed", f"prune failed ({exc.reason}): {exc.message}")
+                self.kube.event(app, "Warning", st.PRUNE_FAILED, f"{ref}: {exc.message}")
+
+    def _leftovers(
+        self, inventory: list[ObjectRef], desired: dict[ObjectRef, Any], changes: plan.ChangeSet
+    ) -> list[ObjectRef]:
+        """Inventory entries that left Git and still exist: kept, or whose deletion failed."""
+        pruned = {c.ref for c in changes.changes if c.action == "pruned"}
+        return [r for r in inventory if r not in desired and r not in pruned]
+
+    def _report(
+        self, app: dict[str, Any], key: AppKey, target: Target, status: dict[str, Any],
+        desired: dict[ObjectRef, dict[str, Any]], live: dict[ObjectRef, dict[str, Any] | None],
+        drifted: dict[ObjectRef, list[str] | None], foreign: dict[ObjectRef, str], kept: list[ObjectRef],
+    ) -> None:  # fmt: skip
+        entries, healths, drift_entries = [], [], []
+        for ref, obj in desired.items():
+            if ref in foreign:
+                continue
+            obj_live = live.get(ref)
+            fields = drifted.get(ref)
+            assessed = health.assess(obj_live)
+            if assessed is not None:
+                healths.append((ref, assessed))
+            entry = st.resource_entry(
+                ref, str(obj.get("apiVersion", "")).rpartition("/")[2],
+                "Synced" if fields == [] else "OutOfSync",
+                {"status": str(assessed.status), "message": assessed.message} if assessed else None,
+            )  # fmt: skip
+            entries.append(entry)
+            if fields:
+                annotations = ((obj_live or {}).get("metadata") or {}).get("annotations") or {}
+                drift_entries.append({
+                    "group": ref.group, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
+                    "fields": fields[:20], "by": str(annotations.get(DRIFTED_BY, "")),
+                    "at": str(annotations.get(DRIFTED_AT, "")),
+                })  # fmt: skip
+        for ref in kept:
+            entry = st.resource_entry(ref, "", "OutOfSync", None)
+            entry["requiresPruning"] = True
+            entries.append(entry)
+        status["resources"] = entries
+        synced = all(e["status"] == "Synced" for e in entries) and not foreign
+        status["sync"] = {"status": "Synced" if synced else "OutOfSync", "revision": target.sha}
+        worst = health.worst(h for _, h in healths)
+        bad = next(
+            (f"{ref}: {h.message}" for ref, h in healths if h.status == worst.status and h.message), ""
+        )
+        status["health"] = {
+            "status": str(worst.status),
+            "message": bad if worst.status != health.Status.Healthy else "",
+        }
+        before = {
+            (d["kind"], d["namespace"], d["name"]) for d in (status.get("drift") or {}).get("resources") or []
+        }
+        after = {(d["kind"], d["namespace"], d["name"]) for d in drift_entries}
+        for d in drift_entries:
+            if (d["kind"], d["namespace"], d["name"]) not in before:
+                who = f" by {d['by']}" if d["by"] else ""
+                self.kube.event(
+                    app,
+                    "Warning",
+                    "DriftDetected",
+                    f"{d['kind']} {d['namespace']}/{d['name']} drifted{who}: {', '.join(d['fields'][:5])}",
+                )
+                self.metrics.drift.inc()
+        for kind, namespace, name in sorted(before - after):
+            self.kube.event(app, "Normal", "DriftRestored", f"{kind} {namespace}/{name} matches Git again")
+        break_glass = self._break_glass(app, desired, live, status.get("drift") or {})
+        status["drift"] = {"resources": drift_entries, "breakGlass": break_glass}
+
+    def _break_glass(
+        self, app: dict[str, Any], desired: dict[ObjectRef, dict[str, Any]],
+        live: dict[ObjectRef, dict[str, Any] | None], old_drift: dict[str, Any],
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Active break-glass on managed objects: recorded in status and as Events once each."""
+        known = {
+            (b.get("kind"), b.get("namespace"), b.get("name"), b.get("expiresAt"))
+            for b in old_drift.get("breakGlass") or []
+        }
+        active = []
+        for ref in desired:
+            obj = live.get(ref)
+            annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+            if not obj or BREAK_GLASS_UNTIL not in annotations:
+                continue
+            until = str(annotations.get(BREAK_GLASS_UNTIL))
+            entry = {
+                "group": ref.group, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
+                "by": str(annotations.get(DRIFTED_BY, "")),
+                "reason": str(annotations.get(BREAK_GLASS_REASON, "")),
+                "at": str(annotations.get(DRIFTED_AT, "")), "expiresAt": until,
+            }  # fmt: skip
+            if _break_glass_active(obj, self.clock()):
+                active.append(entry)
+                if (ref.kind, ref.namespace, ref.name, until) not in known:
+                    message = f"break-glass on {ref} until {until}: {entry['reason']}"
+                    self.kube.event(app, "Warning", "BreakGlass", message)
+                    self.kube.event(obj, "Warning", "BreakGlass", message)
+        return active
+
+    # --- status, operations, deletion -------------------------------------------------------
+    def _operation_state(
+        self, app: dict[str, Any], phase: str, message: str, now: str, target: Target | None,
+        changes: plan.ChangeSet | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        previous = (app.get("status") or {}).get("operationState") or {}
+        operation = app.get("operation") or {"sync": {}, "initiatedBy": {"automated": True}}
+        state: dict[str, Any] = {
+            "phase": phase, "message": message[:2000], "operation": operation,
+            "startedAt": previous.get("startedAt") if previous.get("phase") == "Running" else now,
+        }  # fmt: skip
+        if phase != "Running":
+            state["finishedAt"] = now
+        if target is not None:
+            result = [{
+                "group": c.ref.group, "kind": c.ref.kind, "namespace": c.ref.namespace, "name": c.ref.name,
+                "status": c.action, "message": c.message,
+            } for c in (changes.changes if changes else [])]  # fmt: skip
+            state["syncResult"] = {"revision": target.sha, "source": target.source, "resources": result}
+        return state
+
+    def _write_status(
+        self, app: dict[str, Any], status: dict[str, Any], operation: Any, keep_operation: bool = False
+    ) -> None:
+        """Write status through the status subresource; clear the operation we took up (but not a
+        newer one that arrived meanwhile)."""
+        body = copy.deepcopy(app)
+        body["status"] = status
+        for _ in range(5):
+            if operation is not None and not keep_operation and body.get("operation") == operation:
+                body["operation"] = None
+            try:
+                written = self.kube.put_app(body, "status")
+                app["metadata"]["resourceVersion"] = written["metadata"]["resourceVersion"]
+                app["status"] = written.get("status")
+                app["operation"] = written.get("operation")
+                return
+            except KubeError as exc:
+                if exc.code != 409:
+                    raise
+                fresh = self.kube.get_app(app["metadata"]["namespace"], app["metadata"]["name"])
+                if fresh is None:
+                    return
+                body = fresh
+                body["status"] = status
+        raise KubeError(409, "Conflict", "could not write status after 5 conflicts")
+
+    def _finalize(self, app: dict[str, Any], key: AppKey) -> Outcome:
+        finalizers = app["metadata"].get("finalizers") or []
+        if RESOURCES_FINALIZER not in finalizers:
+            return Outcome()
+        remaining = []
+        for ref in plan.plan_prune(
+            st.inventory(app.get("status") or {}), [], prune=True, confirmed=True
+        ).delete:
+            res = self.kube.resource(ref.group, ref.kind)
+            obj = self.kube.get(res, ref.namespace, ref.name) if res else None
+            if obj is None or claimed_app(obj) != key:
+                continue
+            try:
+                assert res is not None
+                self.kube.delete(res, ref.namespace, ref.name, uid=obj["metadata"].get("uid"))
+                log.info("[%s] deleted %s (Application deleted)", key, ref)
+            except KubeError as exc:
+                remaining.append(f"{ref}: {exc.message}")
+        if remaining:
+            self.kube.event(app, "Warning", st.PRUNE_FAILED, "could not delete: " + "; ".join(remaining[:3]))
+            return Outcome(requeue_after=5.0, failed=True)
+        body = copy.deepcopy(app)
+        body["metadata"]["finalizers"] = [f for f in finalizers if f != RESOURCES_FINALIZER]
+        try:
+            self.kube.put_app(body)
+        except KubeError as exc:
+            if exc.code in (404, 409):
+                return Outcome(requeue_after=0.5 if exc.code == 409 else None)
+            raise
+        return Outcome()
+
+    def release(self, app: dict[str, Any]) -> None:
+        """An Application deleted without the resources finalizer: its objects stay, without
+        the managed marks, so the guard lets them go."""
+        key = AppKey(app["metadata"]["namespace"], app["metadata"]["name"])
+        for ref in st.inventory(app.get("status") or {}):
+            res = self.kube.resource(ref.group, ref.kind)
+            obj = self.kube.get(res, ref.namespace, ref.name) if res else None
+            if obj is None or claimed_app(obj) != key or res is None:
+                continue
+            patch = {
+                "metadata": {"labels": {MANAGED_LABEL: None}, "annotations": {TRACKING_ANNOTATION: None}}
+            }
+            try:
+                self.kube.patch(res, ref.namespace, ref.name, patch)
+                log.info("[%s] released %s (Application deleted without %s)", key, ref, RESOURCES_FINALIZER)
+            except KubeError as exc:
+                log.warning("[%s] could not release %s: %s", key, ref, exc.message)
+
+
+def _wkey(ref: ObjectRef) -> tuple[str, str, str, str]:
+    return (ref.group, ref.kind, ref.namespace, ref.name)
+
+
+def _break_glass_active(obj: dict[str, Any] | None, now: datetime.datetime) -> bool:
+    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+    until = parse_time(str(annotations.get(BREAK_GLASS_UNTIL, "")))
+    return until is not None and until > now
+
+
+def _seconds(text: Any, default: float) -> float:
+    if not text:
+        return default
+    value, total = str(text).strip(), 0.0
+    number = ""
+    for char in value:
+        if char.isdigit() or char == ".":
+            number += char
+            continue
+        unit = {"h": 3600, "m": 60, "s": 1}.get(char)
+        if unit is None or not number:
+            return default
+        total += float(number) * unit
+        number = ""
+    return total + (float(number) if number else 0.0)
+
+
+__all__ = ["DRIFTED_FIELDS", "Options", "Outcome", "Reconciler"]
