@@ -1,4 +1,5 @@
-"""The extension's own CA and serving certificate, kept in a Secret, and caBundle injection.
+"""The extension's own CA and serving certificate, kept in a Secret, and caBundle injection into
+the APIService and the drift guard's webhook configurations.
 
 On start every replica calls ``ensure_serving_secret``: the first makes the CA and certificate,
 the others (and later starts) reuse them, and a certificate in the last third of its life is
@@ -8,6 +9,7 @@ re-issued. A create or update that loses a race to another replica re-reads the 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from dataclasses import dataclass
 
@@ -107,4 +109,37 @@ def inject_api_service_ca(api: client.ApiClient, api_service: str, ca_pem: bytes
         api_service, {"spec": {"caBundle": bundle, "insecureSkipTLSVerify": False}}
     )
     log.info("wrote the CA into APIService %s's caBundle", api_service)
+    return True
+
+
+WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+
+
+def inject_webhook_ca(api: client.ApiClient, kind: str, name: str, ca_pem: bytes) -> bool:
+    """Write the CA into every webhook's clientConfig.caBundle in the ``kind`` configuration
+    ``name``; True when one changed. Each change is a JSON Patch guarded by a ``test`` of the
+    webhook's name, so a configuration re-applied meanwhile with other webhooks is not corrupted."""
+    registration = client.AdmissionregistrationV1Api(api)
+    read, patch = {
+        "ValidatingWebhookConfiguration": (
+            registration.read_validating_webhook_configuration,
+            registration.patch_validating_webhook_configuration,
+        ),
+        "MutatingWebhookConfiguration": (
+            registration.read_mutating_webhook_configuration,
+            registration.patch_mutating_webhook_configuration,
+        ),
+    }[kind]
+    bundle = base64.b64encode(ca_pem).decode()
+    ops: list[dict[str, object]] = []
+    current = json.loads(read(name, _preload_content=False).data)  # type: ignore[attr-defined]
+    for i, webhook in enumerate(current.get("webhooks") or []):
+        if (webhook.get("clientConfig") or {}).get("caBundle") == bundle:
+            continue
+        ops.append({"op": "test", "path": f"/webhooks/{i}/name", "value": webhook.get("name")})
+        ops.append({"op": "add", "path": f"/webhooks/{i}/clientConfig/caBundle", "value": bundle})
+    if not ops:
+        return False
+    patch(name, ops)
+    log.info("wrote the CA into the caBundle of %s %s", kind, name)
     return True

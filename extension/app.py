@@ -1,7 +1,9 @@
-"""The Flask app: the aggregated API for applications.gitops.driftguard.io, plus health.
+"""The Flask app: the aggregated API for applications.gitops.driftguard.io, the drift guard's
+admission webhooks (``/validate``, ``/mutate``), plus health.
 
 Views only parse and serialize: authentication and authorization are in ``auth``, the verbs in
-``resources``, the wire formats in ``api``. Every error is a ``metav1.Status``.
+``resources``, the wire formats in ``api``, the guard's decisions in ``guard``. Every error is a
+``metav1.Status``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from extension.api import discovery, errors, managed_fields, openapi, selectors, table
 from extension.api.schema import GROUP, PLURAL, VERSION
 from extension.auth import Attributes, RequestHeaderConfig, User, authenticate
+from extension.guard import reviews
+from extension.guard.webhook import MAX_REVIEW_BYTES, Guard
 from extension.resources import Applications, Result, WriteOptions
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ class Deps:
     authorizer: Authorizer
     requestheader: Callable[[], RequestHeaderConfig | None]
     readiness: Callable[[], list[str]] = lambda: []  # what is not ready yet
+    guard: Guard | None = None  # the drift guard's webhooks; None serves none
     # Each open watch holds a worker thread; past this many, new watches get 429 so that short
     # requests (and the probes) always find a thread.
     max_watches: int = 24
@@ -135,10 +140,33 @@ def create_app(deps: Deps) -> Flask:
 
     @app.get("/readyz")
     def ready() -> Response:
-        missing = deps.readiness()
+        missing = deps.readiness() + (deps.guard.readiness() if deps.guard else [])
         if missing:
             return Response("not ready: " + "; ".join(missing), status=503, mimetype="text/plain")
         return Response("ok", mimetype="text/plain")
+
+    # --- admission webhooks: called by kube-apiserver, which presents no client certificate ----
+    # They need no authentication: they only answer, they change nothing, and kube-apiserver
+    # reaches them over TLS it verifies against the caBundle.
+    def webhook(call: Callable[[bytes], tuple[int, dict[str, Any]]]) -> Response:
+        if deps.guard is None:
+            raise errors.APIError(404, "NotFound", "the drift guard is not enabled on this server")
+        request.max_content_length = MAX_REVIEW_BYTES
+        try:
+            body = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            message = f"the AdmissionReview is larger than the limit of {MAX_REVIEW_BYTES} bytes"
+            return _json(reviews.bad_request(message), 400)
+        code, payload = call(body)
+        return _json(payload, code)
+
+    @app.post("/validate")
+    def validate() -> Response:
+        return webhook(lambda body: deps.guard.validate(body) if deps.guard else (404, {}))
+
+    @app.post("/mutate")
+    def mutate() -> Response:
+        return webhook(lambda body: deps.guard.mutate(body) if deps.guard else (404, {}))
 
     # --- authenticated from here on ----------------------------------------------------------
     def user() -> User:

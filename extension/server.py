@@ -17,6 +17,10 @@ from kubernetes import client, config
 from certs import files, serving
 from extension.app import Deps, create_app
 from extension.auth import Authorizer, RequestHeaderConfig
+from extension.guard.index import AppIndex, IndexSync
+from extension.guard.kube import KubeParentReader
+from extension.guard.verdicts import GuardSettings
+from extension.guard.webhook import Guard
 from extension.resources import Applications
 from extension.settings import Settings
 from extension.storage import Store
@@ -54,6 +58,19 @@ def refresh_tls(settings: Settings, api: client.ApiClient | None = None) -> list
         serving.inject_api_service_ca(api, settings.api_service, secret.ca_pem)
     except client.exceptions.ApiException as exc:
         log.warning("could not write the caBundle of APIService %s: %s", settings.api_service, exc.reason)
+    for kind in serving.WEBHOOK_KINDS:
+        try:
+            serving.inject_webhook_ca(api, kind, settings.webhook_configuration, secret.ca_pem)
+        except client.exceptions.ApiException as exc:
+            if exc.status == 404:  # not installed (yet): re-applying the manifests brings it
+                log.info("no %s %s to write the caBundle into", kind, settings.webhook_configuration)
+            else:
+                log.warning(
+                    "could not write the caBundle of %s %s: %s",
+                    kind,
+                    settings.webhook_configuration,
+                    exc.reason,
+                )
     directory = Path(settings.cert_dir)
     wanted = {
         "ca.crt": (secret.ca_pem, 0o644),
@@ -126,6 +143,12 @@ def build_app(settings: Settings | None = None) -> Any:
     api = api_client(settings)
     store = Store(api, settings.namespace)
     requestheader = RequestHeaderWatch(api)
+    # Each worker keeps its own index of Applications, from one list and a watch of the storage.
+    index = AppIndex()
+    IndexSync(store, index).start()
+    guard = Guard(
+        index, GuardSettings(controller_username=settings.controller_username), KubeParentReader(api)
+    )
 
     def readiness() -> list[str]:
         missing = []
@@ -139,6 +162,7 @@ def build_app(settings: Settings | None = None) -> Any:
             authorizer=Authorizer(api),
             requestheader=lambda: requestheader.current,
             readiness=readiness,
+            guard=guard,
             max_watches=max(1, settings.threads - 8),
         )
     )

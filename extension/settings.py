@@ -14,6 +14,11 @@ class Settings:
     tls_secret: str = "driftguard-extension-tls"  # noqa: S105 (a Secret's name)
     # DRIFTGUARD_TLS_SECRET: CA and serving cert
     api_service: str = "v1alpha1.gitops.driftguard.io"  # the APIService whose caBundle we write
+    # The Validating and Mutating WebhookConfigurations of the drift guard, whose caBundle we write.
+    webhook_configuration: str = "driftguard-guard"
+    # DRIFTGUARD_CONTROLLER_USERNAME: the controller's identity, which the guard always lets
+    # through. Keep the webhooks' matchConditions (manifests/base/guard-webhooks.yaml) in step.
+    controller_username: str = "system:serviceaccount:driftguard-system:driftguard-controller"
     cert_dir: str = "/tmp/driftguard-extension"  # noqa: S108 (an emptyDir in the pod)
     # DRIFTGUARD_CERT_DIR: where gunicorn reads the certs
     workers: int = 2  # DRIFTGUARD_WORKERS
@@ -33,6 +38,7 @@ class Settings:
             workers=int(env.get("DRIFTGUARD_WORKERS", cls.workers)),
             threads=int(env.get("DRIFTGUARD_THREADS", cls.threads)),
             refresh_seconds=int(env.get("DRIFTGUARD_REFRESH_SECONDS", cls.refresh_seconds)),
+            controller_username=env.get("DRIFTGUARD_CONTROLLER_USERNAME", cls.controller_username),
             kubeconfig=env.get("KUBECONFIG", ""),
         )
         problems = settings.validate()
@@ -48,6 +54,8 @@ class Settings:
             problems.append("DRIFTGUARD_WORKERS must be at least 1")
         if self.refresh_seconds < 1:
             problems.append("DRIFTGUARD_REFRESH_SECONDS must be at least 1")
+        if not self.controller_username:
+            problems.append("DRIFTGUARD_CONTROLLER_USERNAME must not be empty")
         if self.threads < 4:
             problems.append("DRIFTGUARD_THREADS must be at least 4 (each open watch holds a thread)")
         return problems

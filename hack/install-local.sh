@@ -61,7 +61,8 @@ main() {
   mkdir -p "${EXTENSION_DIR}" "${LOG_DIR}" "${PID_DIR}"
 
   log "applying manifests/local (extension port ${EXTENSION_PORT}) ..."
-  k kustomize "${REPO_ROOT}/manifests/local" | sed "s/ port: 8443\$/ port: ${EXTENSION_PORT}/" |
+  k kustomize "${REPO_ROOT}/manifests/local" |
+    sed -e "s/ port: 8443\$/ port: ${EXTENSION_PORT}/" -e "s#https://127.0.0.1:8443/#https://127.0.0.1:${EXTENSION_PORT}/#" |
     k apply --server-side --force-conflicts --field-manager driftguard-install -f - >/dev/null
 
   local pid

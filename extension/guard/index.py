@@ -1,0 +1,254 @@
+"""The in-memory Application index the guard decides from, and the thread that keeps it current.
+
+Each gunicorn worker holds its own index, filled by one list and then a watch of the storage
+ConfigMaps (through a ``Source``: ``extension.storage.Store`` in production, a fake in tests). A
+410 Gone (the watch's resourceVersion was compacted) re-lists; any other failure re-lists after a
+back-off, serving the last good data meanwhile. The guard is ready once the first list is in.
+
+Reads are lock-free: the index swaps whole immutable entries, and a dict lookup under the GIL sees
+either the old or the new one. Writes take a lock.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from extension.api.tracking import AppKey, ObjectRef
+from extension.api.validation import parse_duration
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BREAK_GLASS_MAX = datetime.timedelta(hours=1)
+WATCH_SECONDS = 300
+BACKOFF_MAX_SECONDS = 30.0
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class AllowRules:
+    """``spec.driftGuard.allow``: an entry in any list lets a change through."""
+
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    service_accounts: tuple[str, ...] = ()  # "namespace:name" or "system:serviceaccount:namespace:name"
+    kinds: tuple[str, ...] = ()  # "Kind" or "group/Kind"
+    json_pointers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BreakGlass:
+    groups: tuple[str, ...] = ()
+    max_duration: datetime.timedelta = DEFAULT_BREAK_GLASS_MAX
+
+
+@dataclass(frozen=True)
+class GuardedApp:
+    """What the guard needs of one Application."""
+
+    key: AppKey
+    mode: str = "enforce"
+    allow: AllowRules = AllowRules()
+    break_glass: BreakGlass = BreakGlass()
+    repo_url: str = ""
+    path: str = ""
+    revision: str = ""
+    inventory: frozenset[ObjectRef] = frozenset()
+
+    @classmethod
+    def of(cls, app: dict[str, Any]) -> GuardedApp:
+        """From an Application as the API serves it; tolerant: what it cannot read stays default
+        (the API validated the spec, but status is whatever the controller wrote)."""
+        meta, spec, status = _dict(app.get("metadata")), _dict(app.get("spec")), _dict(app.get("status"))
+        guard, source = _dict(spec.get("driftGuard")), _dict(spec.get("source"))
+        allow, glass = _dict(guard.get("allow")), _dict(guard.get("breakGlass"))
+        seconds = parse_duration(glass["maxDuration"]) if isinstance(glass.get("maxDuration"), str) else None
+        mode = guard.get("mode")
+        return cls(
+            key=AppKey(str(meta.get("namespace") or ""), str(meta.get("name") or "")),
+            mode=mode if mode in ("enforce", "warn", "off") else "enforce",
+            allow=AllowRules(
+                users=_strings(allow.get("users")),
+                groups=_strings(allow.get("groups")),
+                service_accounts=_strings(allow.get("serviceAccounts")),
+                kinds=_strings(allow.get("kinds")),
+                json_pointers=_strings(allow.get("jsonPointers")),
+            ),
+            break_glass=BreakGlass(
+                groups=_strings(glass.get("groups")),
+                max_duration=datetime.timedelta(seconds=seconds) if seconds else DEFAULT_BREAK_GLASS_MAX,
+            ),
+            repo_url=str(source.get("repoURL") or ""),
+            path=str(source.get("path") or ""),
+            revision=str(_dict(status.get("sync")).get("revision") or ""),
+            inventory=frozenset(
+                ObjectRef.from_status(entry)
+                for entry in _list(status.get("resources"))
+                if isinstance(entry, dict)
+            ),
+        )
+
+
+NameKey = tuple[str, str, str]  # group, namespace, name
+
+
+class AppIndex:
+    """Applications by key, and inventory entries by (group, namespace, name) for the scale check."""
+
+    def __init__(self) -> None:
+        self._apps: dict[AppKey, GuardedApp] = {}
+        self._by_name: dict[NameKey, frozenset[tuple[ObjectRef, AppKey]]] = {}
+        self._lock = threading.Lock()
+        self.synced = False
+        self.error = "not listed yet"
+
+    # --- reads (lock-free) ------------------------------------------------------------------
+    def get(self, key: AppKey) -> GuardedApp | None:
+        return self._apps.get(key)
+
+    def listed(self, group: str, namespace: str, name: str) -> frozenset[tuple[ObjectRef, AppKey]]:
+        """Inventory entries of any kind with this group, namespace and name, and their owners."""
+        return self._by_name.get((group, namespace, name), frozenset())
+
+    def __len__(self) -> int:
+        return len(self._apps)
+
+    # --- writes -----------------------------------------------------------------------------
+    def _index(self, app: GuardedApp, add: bool) -> None:
+        for ref in app.inventory:
+            name_key = (ref.group, ref.namespace, ref.name)
+            entries = set(self._by_name.get(name_key, ()))
+            if add:
+                entries.add((ref, app.key))
+            else:
+                entries.discard((ref, app.key))
+            if entries:
+                self._by_name[name_key] = frozenset(entries)
+            else:
+                self._by_name.pop(name_key, None)
+
+    def put(self, app: GuardedApp) -> None:
+        with self._lock:
+            previous = self._apps.get(app.key)
+            if previous is not None:
+                self._index(previous, add=False)
+            self._index(app, add=True)
+            self._apps[app.key] = app
+
+    def remove(self, key: AppKey) -> None:
+        with self._lock:
+            previous = self._apps.pop(key, None)
+            if previous is not None:
+                self._index(previous, add=False)
+
+    def replace(self, apps: list[GuardedApp]) -> None:
+        """Everything at once, after a (re-)list."""
+        by_key = {a.key: a for a in apps}
+        by_name: dict[NameKey, set[tuple[ObjectRef, AppKey]]] = {}
+        for app in by_key.values():
+            for ref in app.inventory:
+                by_name.setdefault((ref.group, ref.namespace, ref.name), set()).add((ref, app.key))
+        with self._lock:
+            self._apps = by_key
+            self._by_name = {k: frozenset(v) for k, v in by_name.items()}
+            self.synced, self.error = True, ""
+
+    def apply(self, event: dict[str, Any]) -> None:
+        kind, obj = event.get("type"), event.get("object")
+        if not isinstance(obj, dict):
+            return
+        app = GuardedApp.of(obj)
+        if kind in ("ADDED", "MODIFIED"):
+            self.put(app)
+        elif kind == "DELETED":
+            self.remove(app.key)
+
+
+class Source(Protocol):
+    """Applications as the storage serves them (``extension.storage.Store``)."""
+
+    def list(
+        self, namespace: str | None, resource_version: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]: ...
+
+    def watch(
+        self, namespace: str | None, resource_version: str | None, timeout_seconds: int
+    ) -> Iterator[dict[str, Any]]: ...
+
+
+class Gone(Exception):
+    """The watch's resourceVersion is too old: list again."""
+
+
+@dataclass
+class IndexSync:
+    """List, then watch, forever, into ``index``. ``run`` is the thread's body."""
+
+    source: Source
+    index: AppIndex
+    watch_seconds: int = WATCH_SECONDS
+    sleep: Callable[[float], None] = time.sleep
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="guard-index", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                self._list_and_watch()
+                backoff = 0.5
+            except Gone:
+                log.info("the Application watch's resourceVersion is gone; listing again")
+            except Exception as exc:  # keep serving the last good index, and retry
+                self.index.error = f"cannot list or watch Applications: {exc}"
+                log.warning("drift guard index: %s; retrying in %.1fs", self.index.error, backoff)
+                self.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+
+    def _list_and_watch(self) -> None:
+        items, rv = self.source.list(None)
+        self.index.replace([GuardedApp.of(app) for app in items])
+        log.info("drift guard index: %d Applications at resourceVersion %s", len(self.index), rv)
+        while not self._stop.is_set():
+            try:
+                events = self.source.watch(None, rv, self.watch_seconds)
+                for event in events:
+                    rv = self._handle(event, rv)
+                    if self._stop.is_set():
+                        return
+            except Exception as exc:
+                if getattr(exc, "code", None) == 410:
+                    raise Gone from exc
+                raise
+
+    def _handle(self, event: dict[str, Any], rv: str) -> str:
+        kind, obj = event.get("type"), _dict(event.get("object"))
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise Gone(str(obj.get("message", "")))
+            raise RuntimeError(f"watch error: {obj.get('message', obj)}")
+        self.index.apply(event)
+        return str(_dict(obj.get("metadata")).get("resourceVersion") or rv)
