@@ -286,7 +286,8 @@ def _drift_guard() -> Schema:
             "groups": _strings("Groups whose members may change Git's fields.", "A Kubernetes group."),
             "serviceAccounts": _strings(
                 "Service accounts allowed to change Git's fields.",
-                "A service account as 'namespace:name', e.g. 'monitoring:prometheus-operator'.",
+                "A service account as 'namespace:name', e.g. 'monitoring:prometheus-operator', or as "
+                "its username 'system:serviceaccount:monitoring:prometheus-operator'.",
             ),
             "kinds": _strings(
                 "Kinds whose fields anyone may change.",

@@ -445,10 +445,14 @@ def _drift_guard_errors(guard: object, path: str) -> Iterator[FieldError]:
     for key in ("users", "groups", "kinds"):
         yield from _non_empty_errors(allow, key, f"{path}.allow")
     for item_path, account in _strings(allow, "serviceAccounts", f"{path}.allow"):
-        namespace, sep, name = account.partition(":")
+        # As kube names them in usernames too: system:serviceaccount:<namespace>:<name>.
+        namespace, sep, name = account.removeprefix("system:serviceaccount:").partition(":")
         if not sep or label_problems(namespace) or subdomain_problems(name):
             yield _invalid(
-                item_path, account, "must be 'namespace:name', e.g. 'monitoring:prometheus-operator'"
+                item_path,
+                account,
+                "must be 'namespace:name' or 'system:serviceaccount:namespace:name', "
+                "e.g. 'monitoring:prometheus-operator'",
             )
     yield from _pointer_errors(allow, "jsonPointers", f"{path}.allow")
     break_glass = _get(guard, "breakGlass", dict)

@@ -72,7 +72,7 @@ spec:
     allow:
       users: [alice]
       groups: [sre]
-      serviceAccounts: ["monitoring:prometheus-operator"]
+      serviceAccounts: ["monitoring:prometheus-operator", "system:serviceaccount:ci:deployer"]
       kinds: [ConfigMap, apps/Deployment]
       jsonPointers: [/metadata/annotations/kubectl.kubernetes.io~1restartedAt]
     breakGlass: {groups: [sre-oncall], maxDuration: 1h}
@@ -219,6 +219,13 @@ INVALID_CASES = [
     case("allow pointer without /", "spec.driftGuard.allow.jsonPointers", ["spec/replicas"], INVALID, "[0]"),
     case("allow bad pointer escape", "spec.driftGuard.allow.jsonPointers", ["/a~2b"], INVALID, "[0]"),
     case("allow bad service account", "spec.driftGuard.allow.serviceAccounts", ["default"], INVALID, "[0]"),
+    case(
+        "allow bad service account username",
+        "spec.driftGuard.allow.serviceAccounts",
+        ["system:serviceaccount:default"],
+        INVALID,
+        "[0]",
+    ),
     case("break-glass bad duration", "spec.driftGuard.breakGlass.maxDuration", "1 hour", INVALID),
     case("break-glass zero duration", "spec.driftGuard.breakGlass.maxDuration", "0s", INVALID),
     case("ignore without kind", "spec.ignoreDifferences", [{"group": "apps"}], REQUIRED, "[0].kind"),
