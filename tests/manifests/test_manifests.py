@@ -256,6 +256,102 @@ def test_the_controller_runs_one_replica_with_http_probes_on_8081(base: list[Doc
         assert (get["path"], ports[get["port"]], get["scheme"]) == (path, 8081, "HTTP"), probe
 
 
+# --- the drift guard's webhooks ------------------------------------------------------------------
+WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+SYSTEM_NAMESPACES = {"kube-system", "kube-node-lease", NAMESPACE}
+
+
+def webhooks(docs: list[Doc]) -> dict[str, Doc]:
+    found = {}
+    for kind in WEBHOOK_KINDS:
+        for webhook in find(docs, kind, "driftguard-guard")["webhooks"]:
+            found[webhook["name"]] = webhook
+    return found
+
+
+@cluster
+def test_the_guard_registers_a_main_and_a_scale_validating_entry_and_a_mutating_stamp(
+    base: list[Doc],
+) -> None:
+    hooks = webhooks(base)
+    assert set(hooks) == {
+        "guard.gitops.driftguard.io",
+        "scale.guard.gitops.driftguard.io",
+        "stamp.guard.gitops.driftguard.io",
+    }
+    for name, hook in hooks.items():
+        assert hook["clientConfig"]["service"]["name"] == "driftguard-extension", name
+        assert hook["clientConfig"]["service"]["namespace"] == NAMESPACE, name
+        assert "caBundle" not in hook["clientConfig"], "the extension injects it; a static one goes stale"
+        assert (hook["sideEffects"], hook["matchPolicy"], hook["admissionReviewVersions"]) == (
+            "None", "Equivalent", ["v1"],
+        )  # fmt: skip
+        assert hook["timeoutSeconds"] <= 5, name
+        selector = hook["namespaceSelector"]["matchExpressions"]
+        assert (
+            selector
+            == [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "NotIn",
+                    "values": sorted(SYSTEM_NAMESPACES),
+                }
+            ]
+            or {v for e in selector for v in e["values"]} == SYSTEM_NAMESPACES
+        ), name
+        (rule,) = hook["rules"]
+        assert (rule["apiGroups"], rule["apiVersions"]) == (["*"], ["*"]), name
+        assert not any(r.endswith("/status") for r in rule["resources"]), name
+        (condition,) = hook["matchConditions"]
+        assert condition["expression"] == (
+            "request.userInfo.username != 'system:serviceaccount:driftguard-system:driftguard-controller'"
+        ), "the controller's identity, as extension/settings.py defaults it"
+    main = hooks["guard.gitops.driftguard.io"]
+    assert main["clientConfig"]["service"]["path"] == "/validate"
+    assert main["rules"][0]["resources"] == ["*"]
+    assert main["rules"][0]["operations"] == ["CREATE", "UPDATE", "DELETE"]
+    assert main["objectSelector"] == {"matchLabels": {"gitops.driftguard.io/managed": "true"}}
+    assert main["failurePolicy"] == "Fail"
+    scale = hooks["scale.guard.gitops.driftguard.io"]
+    assert scale["rules"][0]["resources"] == ["*/scale"] and scale["rules"][0]["operations"] == ["UPDATE"]
+    assert "objectSelector" not in scale, "a Scale carries no labels"
+    assert scale["failurePolicy"] == "Ignore", (
+        "Fail would block every scale in the cluster while the guard is down"
+    )
+    stamp = hooks["stamp.guard.gitops.driftguard.io"]
+    assert stamp["clientConfig"]["service"]["path"] == "/mutate"
+    assert stamp["objectSelector"] == main["objectSelector"]
+    assert stamp["reinvocationPolicy"] == "Never"
+
+
+@cluster
+def test_the_controller_username_in_the_match_conditions_is_the_extensions_default() -> None:
+    from extension.settings import Settings
+
+    text = (MANIFESTS / "base" / "guard-webhooks.yaml").read_text()
+    assert text.count(f"'{Settings().controller_username}'") == 3
+
+
+@cluster
+def test_the_extension_may_only_get_the_parents_of_scale_requests(base: list[Doc]) -> None:
+    role = find(base, "ClusterRole", "driftguard-extension-scale-parents")
+    for group, resource in [("apps", "deployments"), ("apps", "statefulsets"), ("apps", "replicasets"),
+                            ("", "replicationcontrollers")]:  # fmt: skip
+        assert allows(role, group, resource, "get"), resource
+        for verb in ("list", "watch", *WRITE_VERBS):
+            assert not allows(role, group, resource, verb), (resource, verb)
+
+
+@cluster
+def test_the_local_overlay_points_the_webhooks_at_the_host(local: list[Doc]) -> None:
+    hooks = webhooks(local)
+    assert {name: hook["clientConfig"] for name, hook in hooks.items()} == {
+        "guard.gitops.driftguard.io": {"url": "https://127.0.0.1:8443/validate"},
+        "scale.guard.gitops.driftguard.io": {"url": "https://127.0.0.1:8443/validate"},
+        "stamp.guard.gitops.driftguard.io": {"url": "https://127.0.0.1:8443/mutate"},
+    }
+
+
 # --- RBAC --------------------------------------------------------------------------------------
 @cluster
 @pytest.mark.parametrize("level", sorted(AGGREGATED))
@@ -337,6 +433,7 @@ def test_the_controller_rights_are_not_bound_to_the_extension_service_account(ba
         "driftguard-extension",
         "driftguard-extension-cabundle",
         "driftguard-extension-namespaces",
+        "driftguard-extension-scale-parents",
     }
     for role in extension_roles:
         for rule in role["rules"]:
@@ -427,6 +524,11 @@ def test_the_local_overlay_changes_nothing_else(base: list[Doc], local: list[Doc
                 "externalName": "localhost",
                 "ports": [{"name": "https", "port": 8443, "protocol": "TCP"}],
             }
+        if doc["kind"] in WEBHOOK_KINDS:
+            for webhook in doc["webhooks"]:
+                webhook["clientConfig"] = {
+                    "url": f"https://127.0.0.1:8443{webhook['clientConfig']['service']['path']}"
+                }
         expected.append(doc)
     assert local == expected
 
@@ -448,8 +550,20 @@ def dry_run(kubectl: Kubectl, docs: list[Doc]) -> None:
 def test_kube_apiserver_accepts_the_cluster_scoped_and_kube_system_objects(
     kubectl: Kubectl, rendered: list[Doc]
 ) -> None:
-    docs = [d for d in rendered if d["metadata"].get("namespace") in (None, "kube-system")]
-    assert {d["kind"] for d in docs} >= {"Namespace", "ClusterRole", "ClusterRoleBinding", "APIService"}
+    docs = copy.deepcopy([d for d in rendered if d["metadata"].get("namespace") in (None, "kube-system")])
+    assert {d["kind"] for d in docs} >= {
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "APIService",
+        *WEBHOOK_KINDS,
+    }
+    for doc in docs:
+        if doc["kind"] in WEBHOOK_KINDS:
+            # The installed configurations are the local overlay's (url:); applying the base's
+            # (service:) over them would merge both into an invalid clientConfig. Fresh names get
+            # the same validation.
+            doc["metadata"]["name"] += "-dry-run"
     dry_run(kubectl, docs)
 
 
