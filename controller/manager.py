@@ -130,6 +130,9 @@ class Manager:
                 if outcome.requeue_after is not None:
                     self.queue.add(key, outcome.requeue_after)
                 self._ensure_object_watches(key)
+            except KubeError as exc:  # e.g. the aggregated API briefly unavailable
+                log.warning("[%s] %s; retrying in 5s", key, exc.message)
+                self.queue.add(key, 5.0)
             except Exception:  # one Application's bug must not stop the others
                 log.exception("[%s] reconcile failed unexpectedly; retrying in 10s", key)
                 self.queue.add(key, 10.0)

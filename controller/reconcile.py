@@ -299,6 +299,8 @@ class Reconciler:
     ) -> None:
         spec, operation = app.get("spec") or {}, app.get("operation") or {}
         policy = spec.get("syncPolicy") or {}
+        # `automated: {}` turns auto-sync on, as in Argo CD: presence counts, not content.
+        auto_sync = isinstance(policy.get("automated"), dict)
         automated = policy.get("automated") or {}
         options = plan.parse_options(policy.get("syncOptions") or [])
         rules = spec.get("ignoreDifferences") or []
@@ -323,7 +325,7 @@ class Reconciler:
         spec_changed = app["metadata"].get("generation") != status.get("observedGeneration")
         self_heal = bool(automated.get("selfHeal"))
         wants_sync = bool(operation) or (
-            bool(automated) and not paused and bool(out_of_sync - break_glass)
+            auto_sync and not paused and bool(out_of_sync - break_glass)
             and (self_heal or git_changed or spec_changed or any(drifted[r] is None for r in out_of_sync))
         )  # fmt: skip
         changes = plan.ChangeSet()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes import client, config
 
+from tests.support.gitserver import GitServer
 from tests.support.cluster import LOCAL_DIR, REPO_ROOT, Cluster, running_pid
 from tests.support.waiting import wait_for
 
@@ -48,9 +49,9 @@ def cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def driftguard(cluster: Cluster) -> Iterator[Cluster]:
-    """driftguard installed from manifests/local with the extension running on the host under
-    gunicorn (hack/install-local.sh). An extension this session started is stopped at the end, so
-    the next session never talks to stale code."""
+    """driftguard installed from manifests/local with the extension (under gunicorn) and the
+    controller running on the host (hack/install-local.sh). What this session started is stopped
+    at the end, so the next session never talks to stale code."""
     was_running = running_pid("driftguard-extension") is not None
     up = subprocess.run(
         [str(REPO_ROOT / "hack" / "install-local.sh")], capture_output=True, text=True, check=False
@@ -60,10 +61,19 @@ def driftguard(cluster: Cluster) -> Iterator[Cluster]:
             f"hack/install-local.sh failed (exit {up.returncode}):\n{up.stderr[-4000:]}", pytrace=False
         )
     yield cluster
-    pid = running_pid("driftguard-extension")
-    if pid and not was_running:
-        os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: running_pid("driftguard-extension") is None, "the extension to stop", timeout=30)
+    if not was_running:
+        for process in ("driftguard-controller", "driftguard-extension"):
+            pid = running_pid(process)
+            if pid:
+                os.kill(pid, signal.SIGTERM)
+                wait_for(lambda p=process: running_pid(p) is None, f"{process} to stop", timeout=30)  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitServer]:
+    """Real repositories served on loopback over git:// (git daemon) and http:// (http-backend)."""
+    with GitServer(tmp_path_factory.mktemp("git")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
