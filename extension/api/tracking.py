@@ -52,7 +52,9 @@ class ObjectRef:
         api_version = str(obj.get("apiVersion") or "")
         group = api_version.rpartition("/")[0] if "/" in api_version else ""
         meta = obj.get("metadata") or {}
-        return cls(group, str(obj.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        return cls(
+            group, str(obj.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or "")
+        )
 
     @classmethod
     def from_status(cls, entry: dict[str, Any]) -> ObjectRef:
