@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's first command: brings up the local control plane (building it on first use),
-# installs driftguard from manifests/ through the local overlay with the extension on the host,
-# creates an example Application, runs a workload on the kwok node, and prints what to try next.
+# installs driftguard from manifests/ through the local overlay with the extension and the controller
+# on the host, serves an example Git repository on loopback, creates an Application for it that
+# syncs to Synced/Healthy on the kwok node, shows the drift guard denying a kubectl edit, and
+# prints what to try next.
 # Idempotent.
 set -o errexit -o nounset -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -13,73 +15,112 @@ usage: hack/demo.sh
 
 Starts (or reuses) the local Kubernetes control plane (hack/local-up.sh), installs driftguard
 (hack/install-local.sh: manifests/local, the extension under gunicorn on https://127.0.0.1:8443),
-creates the Application demo/shop and a 3-replica Deployment on the fake kwok node.
+serves .local/demo/git/shop.git on git://127.0.0.1:\${DEMO_GIT_PORT} (9418), creates the Application
+demo/shop for it and shows the drift guard denying a kubectl edit.
 A cold first run builds the control plane from Go modules (about 8 minutes on 2 cores).
 Stop everything with hack/local-down.sh.
 USAGE
 }
+
+DEMO_GIT_PORT=${DEMO_GIT_PORT:-9418}
+DEMO_DIR=${LOCAL_DIR}/demo
 
 case ${1:-} in -h | --help) usage; exit 0 ;; esac
 "${REPO_ROOT}/hack/local-up.sh"
 "${REPO_ROOT}/hack/install-local.sh"
 
 k() { "${LOCAL_BIN}/kubectl" --kubeconfig "${KUBECONFIG_PATH}" "$@"; }
+git_quiet() { git -c user.name=driftguard-demo -c user.email=demo@driftguard.invalid "$@" >/dev/null; }
 
-log "deploying demo/web (3 replicas) ..."
-k create namespace demo --dry-run=client -o yaml | k apply -f - >/dev/null
-k apply -n demo -f - >/dev/null <<'YAML'
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  labels: {app: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: registry.example/web:1.0
-YAML
-k rollout status -n demo deployment/web --timeout=120s
-k get -n demo deployment,pods -o wide
+# The example repository: a bare repository served by git daemon on loopback, and a working
+# clone beside it for the reader to change and push.
+if [[ ! -d ${DEMO_DIR}/git/shop.git ]]; then
+  log "creating the example repository .local/demo/git/shop.git from hack/demo/shop ..."
+  rm -rf "${DEMO_DIR}"
+  mkdir -p "${DEMO_DIR}/git"
+  git init -q --bare -b main "${DEMO_DIR}/git/shop.git"
+  git clone -q "${DEMO_DIR}/git/shop.git" "${DEMO_DIR}/shop" 2>/dev/null
+  cp "${REPO_ROOT}"/hack/demo/shop/*.yaml "${DEMO_DIR}/shop/"
+  git_quiet -C "${DEMO_DIR}/shop" add .
+  git_quiet -C "${DEMO_DIR}/shop" commit -m "shop: frontend Deployment, Service and ConfigMap"
+  git_quiet -C "${DEMO_DIR}/shop" push -q origin main
+fi
+if pid=$(pid_of demo-git-daemon); then
+  log "git daemon already serving git://127.0.0.1:${DEMO_GIT_PORT}/ (pid ${pid})"
+else
+  port_in_use "${DEMO_GIT_PORT}" && die "port ${DEMO_GIT_PORT} is in use by $(who_listens "${DEMO_GIT_PORT}"); set DEMO_GIT_PORT"
+  setsid git daemon --reuseaddr --export-all --base-path="${DEMO_DIR}/git" --listen=127.0.0.1 \
+    --port="${DEMO_GIT_PORT}" "${DEMO_DIR}/git" </dev/null >>"${LOG_DIR}/demo-git-daemon.log" 2>&1 &
+  record_pid demo-git-daemon $!
+  deadline=$((SECONDS + 20))
+  until port_in_use "${DEMO_GIT_PORT}"; do
+    ((SECONDS < deadline)) || die "git daemon did not listen on 127.0.0.1:${DEMO_GIT_PORT} (see .local/logs/demo-git-daemon.log)"
+    sleep 0.2
+  done
+  log "serving the example repository at git://127.0.0.1:${DEMO_GIT_PORT}/shop.git"
+fi
 
 log "creating the Application demo/shop ..."
-k apply -f - >/dev/null <<'YAML'
+k create namespace demo --dry-run=client -o yaml | k apply -f - >/dev/null
+k apply -f - >/dev/null <<YAML
 apiVersion: gitops.driftguard.io/v1alpha1
 kind: Application
 metadata:
   name: shop
   namespace: demo
+  finalizers: [resources-finalizer.gitops.driftguard.io]
 spec:
   source:
-    repoURL: https://git.example/shop.git
-    path: apps/frontend
+    repoURL: git://127.0.0.1:${DEMO_GIT_PORT}/shop.git
+    path: .
     targetRevision: main
   destination:
     namespace: demo
   syncPolicy:
     automated: {prune: true, selfHeal: true}
+  driftGuard:
+    mode: enforce
 YAML
-echo
+log "waiting for demo/shop to be Synced and Healthy ..."
+k wait -n demo --for=jsonpath='{.status.sync.status}'=Synced application.gitops.driftguard.io/shop --timeout=120s >/dev/null
+k wait -n demo --for=jsonpath='{.status.health.status}'=Healthy application.gitops.driftguard.io/shop --timeout=120s >/dev/null
 k get applications.gitops.driftguard.io -n demo -o wide
+echo
+k get -n demo deployment,service,configmap -l gitops.driftguard.io/managed=true
+
+log "the drift guard at work: kubectl edit of an image that Git sets ..."
+# The guard's Application index follows the watch within moments of the sync; retry briefly.
+for attempt in $(seq 30); do
+  if out=$(KUBE_EDITOR="sed -i s/frontend:1.0.0/frontend:hotfix/" k -n demo edit deployment/frontend 2>&1); then
+    die "kubectl edit went through; the drift guard should have denied it (see .local/logs/driftguard-extension.log)"
+  fi
+  if grep -q "is set by Git" <<<"${out}"; then
+    printf '%s\n' "${out}" | sed 's/^/    /'
+    break
+  fi
+  ((attempt < 30)) || die "expected the drift guard's denial; kubectl said: ${out}"
+  sleep 1
+done
 
 cat <<NEXT
 
-The control plane runs on 127.0.0.1 (logs in .local/logs/). Try:
+driftguard runs on 127.0.0.1: the control plane, the extension (https://127.0.0.1:8443) and the
+controller (http://127.0.0.1:8081/metrics), logs in .local/logs/. Try:
 
   export KUBECONFIG=${KUBECONFIG_PATH}
   export PATH=${LOCAL_BIN}:\$PATH        # the pinned kubectl ${KUBE_VERSION} and helm ${HELM_VERSION}
   kubectl get applications -A -o wide        # served by driftguard's aggregated API
-  kubectl explain application.spec.source
-  kubectl -n demo edit application shop
-  kubectl -n demo get applications -w         # and change it from another terminal
-  kubectl auth can-i create applications --subresource=sync -n demo --as jane
+  kubectl describe application -n demo shop  # resources, history, Events
+  kubectl -n demo get applications -w        # and, in another terminal, change Git:
 
-The controller that syncs Applications from Git and the drift guard are not built yet: sync and
-health show Unknown until they are.
+  cd ${DEMO_DIR}/shop
+  sed -i 's/Hello from Git/Hello again/' configmap.yaml
+  git commit -am "new greeting" && git push
+  # seen within DRIFTGUARD_POLL_SECONDS (30s here), or at once with a push webhook:
+  hack/demo-push.sh          # a signed GitHub push event to the controller
+
+  kubectl -n demo scale deployment frontend --replicas=5   # denied: Git sets replicas
+  kubectl -n demo delete configmap frontend-config        # denied: only the controller prunes
 
 Stop it:   hack/local-down.sh          (add --purge to delete the cluster's state too)
 NEXT
