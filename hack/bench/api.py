@@ -34,7 +34,7 @@ def app(name: str, api_version: str, kind: str) -> dict[str, Any]:
         "apiVersion": api_version,
         "kind": kind,
         "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": {"source": {"repoURL": "https://git.example/shop.git", "path": f"apps/{name}"},
+        "spec": {"source": {"repoURL": "git://127.0.0.1:9/shop.git", "path": f"apps/{name}"},
                  "destination": {"namespace": "shop"}},
     }  # fmt: skip
 

@@ -21,7 +21,7 @@ APP = json.dumps(
         "apiVersion": "gitops.driftguard.io/v1alpha1",
         "kind": "Application",
         "metadata": {"name": "shop"},
-        "spec": {"source": {"repoURL": "https://git.example/shop.git"}, "destination": {"namespace": "shop"}},
+        "spec": {"source": {"repoURL": "git://127.0.0.1:9/shop.git"}, "destination": {"namespace": "shop"}},
     }
 )
 

@@ -27,7 +27,7 @@ def manifest(name: str, namespace: str, path: str = "apps/frontend", **spec: Any
         "kind": "Application",
         "metadata": {"name": name, "namespace": namespace, "labels": {"team": "a"}},
         "spec": {
-            "source": {"repoURL": "https://git.example/shop.git", "path": path},
+            "source": {"repoURL": "git://127.0.0.1:9/shop.git", "path": path},
             "destination": {"namespace": "shop"},
             **spec,
         },
@@ -106,7 +106,7 @@ def test_get_prints_native_columns_wide_and_selects(k: Kubectl, namespace: str) 
     wide = k("get", "dgapps", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert wide[0].split()[-5:] == ["REPO", "PATH", "TARGET", "PROJECT", "GUARD"]
     assert wide[2].split()[-5:] == [
-        "https://git.example/shop.git",
+        "git://127.0.0.1:9/shop.git",
         "apps/frontend",
         "HEAD",
         "default",
@@ -127,7 +127,7 @@ def test_get_prints_native_columns_wide_and_selects(k: Kubectl, namespace: str) 
     bad = k("get", "dgapp", "-n", namespace, "--field-selector", "spec.project=x", check=False)
     assert bad.returncode != 0 and "field label not supported: spec.project" in bad.stderr
     as_yaml = k("get", "dgapp", "shop", "-n", namespace, "-o", "yaml").stdout
-    assert "kind: Application" in as_yaml and "repoURL: https://git.example/shop.git" in as_yaml
+    assert "kind: Application" in as_yaml and "repoURL: git://127.0.0.1:9/shop.git" in as_yaml
 
 
 def test_watch_streams_changes_and_resumes_from_a_resource_version(

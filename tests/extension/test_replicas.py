@@ -106,7 +106,7 @@ def test_a_second_replica_shares_the_certificate_and_the_data(
         "apiVersion": "gitops.driftguard.io/v1alpha1",
         "kind": "Application",
         "metadata": {"name": "shop"},
-        "spec": {"source": {"repoURL": "https://git.example/shop.git"}, "destination": {"namespace": "shop"}},
+        "spec": {"source": {"repoURL": "git://127.0.0.1:9/shop.git"}, "destination": {"namespace": "shop"}},
     }
     base = f"/apis/gitops.driftguard.io/v1alpha1/namespaces/{namespace}/applications"
     code, created = second_replica.request("POST", base, body)
