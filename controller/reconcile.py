@@ -230,6 +230,9 @@ class Reconciler:
                     status["health"].get("message", ""), now,
                 )  # fmt: skip
             self.failures.pop(key, None)
+            expiry = next_expiry(status, self.clock())
+            if expiry is not None and outcome.requeue_after is not None:
+                outcome.requeue_after = min(outcome.requeue_after, expiry + 1.0)
         except Step as exc:
             outcome = self._failed(app, key, status, exc, now)
         except KubeError as exc:
@@ -332,6 +335,12 @@ class Reconciler:
         selected = {
             ObjectRef.from_status(r) for r in (operation.get("sync") or {}).get("resources") or []
         }  # fmt: skip
+        # A break-glass that has expired: Git's state comes back whatever the sync policy says.
+        expired = {
+            ref for ref in desired if ref not in foreign and _break_glass_expired(live.get(ref), self.clock())
+        }
+        if expired and not wants_sync:
+            wants_sync, selected = True, expired
         prune_on = bool(automated.get("prune")) or bool((operation.get("sync") or {}).get("prune"))
         if wants_sync:
             initiator = operation.get("initiatedBy") or {
@@ -392,6 +401,8 @@ class Reconciler:
                     {k: v for k, v in initiator.items() if k in ("username", "automated")},
                     int(spec.get("revisionHistoryLimit", 10)),
                 )  # fmt: skip
+            for ref in expired - {c.ref for c in failed}:
+                self._end_break_glass(app, ref, desired[ref])
             if "rollback" in operation and not failed:
                 status["conditions"] = st.set_condition(
                     status.get("conditions") or [], st.AUTO_SYNC_PAUSED, "True", "RolledBack",
@@ -417,6 +428,20 @@ class Reconciler:
         ):
             status["conditions"] = st.remove_condition(status["conditions"], st.AUTO_SYNC_PAUSED)
         self._report(app, key, target, status, desired, live, drifted, foreign, kept)
+
+    def _end_break_glass(self, app: dict[str, Any], ref: ObjectRef, obj: dict[str, Any]) -> None:
+        res = self.kube.resource_for(obj)
+        patch = {"metadata": {"annotations": {BREAK_GLASS_REASON: None, BREAK_GLASS_UNTIL: None}}}
+        try:
+            ended = self.kube.patch(res, ref.namespace, ref.name, patch)
+        except KubeError as exc:
+            log.warning("[%s/%s] could not remove the expired break-glass from %s: %s",
+                        app["metadata"]["namespace"], app["metadata"]["name"], ref, exc.message)  # fmt: skip
+            return
+        self.written[_wkey(ref)] = ended["metadata"].get("resourceVersion", "")
+        message = f"break-glass on {ref} expired; Git's state is restored"
+        self.kube.event(app, "Normal", "BreakGlassExpired", message)
+        self.kube.event(ended, "Normal", "BreakGlassExpired", message)
 
     def _inventory_live(self, ref: ObjectRef) -> dict[str, Any] | None:
         res = self.kube.resource(ref.group, ref.kind)
@@ -732,6 +757,20 @@ def _break_glass_active(obj: dict[str, Any] | None, now: datetime.datetime) -> b
     annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
     until = parse_time(str(annotations.get(BREAK_GLASS_UNTIL, "")))
     return until is not None and until > now
+
+
+def _break_glass_expired(obj: dict[str, Any] | None, now: datetime.datetime) -> bool:
+    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+    return BREAK_GLASS_UNTIL in annotations and not _break_glass_active(obj, now)
+
+
+def next_expiry(status: dict[str, Any], now: datetime.datetime) -> float | None:
+    """Seconds until the first active break-glass expires, if any."""
+    times = [
+        parse_time(str(b.get("expiresAt", ""))) for b in (status.get("drift") or {}).get("breakGlass") or []
+    ]
+    left = [(t - now).total_seconds() for t in times if t is not None]
+    return max(0.0, min(left)) if left else None
 
 
 def _seconds(text: Any, default: float) -> float:
