@@ -347,7 +347,9 @@ class Reconciler:
                 "automated": True,
                 "username": "driftguard-controller",
             }
-            log.info("[%s] syncing revision %s (%d objects)", key, st.short(target.sha), len(desired))
+            started = f"syncing revision {st.short(target.sha)} ({len(selected or desired)} objects)"
+            log.info("[%s] %s", key, started)
+            self.kube.event(app, "Normal", "SyncStarted", started)
             if operation:
                 status["operationState"] = self._operation_state(app, "Running", "syncing", now, None)
             if self._sync(
@@ -420,7 +422,8 @@ class Reconciler:
             )
             log.info("[%s] %s", key, message)
             if failed:
-                raise Step(st.APPLY_FAILED, message)
+                pruning = all(c.message.startswith("prune failed") for c in failed)
+                raise Step(st.PRUNE_FAILED if pruning else st.APPLY_FAILED, message)
         else:
             kept = [r for r in inventory if r not in desired]
         if self._paused(app) is False and st.find_condition(

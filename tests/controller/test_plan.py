@@ -41,7 +41,7 @@ def test_namespaces_and_crds_come_first_then_waves_then_webhooks_last() -> None:
 
 def test_a_wave_that_is_not_a_number_is_an_error_naming_the_object() -> None:
     bad = obj("ConfigMap", "x", namespace="ns", **{"gitops.driftguard.io__sync_wave": "soon"})
-    with pytest.raises(plan.PlanError, match="ConfigMap ns/x: annotation gitops.driftguard.io/sync-wave"):
+    with pytest.raises(plan.PlanError, match=r"ConfigMap ns/x: annotation gitops\.driftguard\.io/sync-wave"):
         plan.waves([bad])
 
 
@@ -99,11 +99,16 @@ def test_a_prune_of_most_of_the_inventory_needs_confirmation() -> None:
 
 
 def test_prunes_go_in_reverse_apply_order() -> None:
-    inventory = [ObjectRef("", "Namespace", "", "ns"), ObjectRef("apps", "Deployment", "ns", "web"),
-                 ObjectRef("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "", "hook")]  # fmt: skip
+    inventory = [
+        ObjectRef("", "Namespace", "", "ns"),
+        ObjectRef("apps", "Deployment", "ns", "web"),
+        ObjectRef("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "", "hook"),
+    ]
     assert [r.kind for r in plan.plan_prune(inventory, [], prune=True, confirmed=True).delete] == [
-        "ValidatingWebhookConfiguration", "Deployment", "Namespace",
-    ]  # fmt: skip
+        "ValidatingWebhookConfiguration",
+        "Deployment",
+        "Namespace",
+    ]
 
 
 def test_sync_options_parse_from_the_spec_and_from_an_object_annotation() -> None:
@@ -119,11 +124,20 @@ def live_deployment(
     image: str, replicas: int, managers: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "ns", "resourceVersion": "7", "managedFields": managers or []},
-        "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "web", "image": image}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "web",
+            "namespace": "ns",
+            "resourceVersion": "7",
+            "managedFields": managers or [],
+        },
+        "spec": {
+            "replicas": replicas,
+            "template": {"spec": {"containers": [{"name": "web", "image": image}]}},
+        },
         "status": {"replicas": replicas},
-    }  # fmt: skip
+    }
 
 
 def test_drift_names_the_fields_git_sets_that_differ() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -15,7 +17,7 @@ from kubernetes import client
 
 from extension.api.tracking import MANAGED_LABEL, TRACKING_ANNOTATION
 from tests.support.apps import Apps, condition, push_webhook
-from tests.support.cluster import LOCAL_DIR, Cluster
+from tests.support.cluster import LOCAL_DIR, REPO_ROOT, Cluster, running_pid
 from tests.support.gitserver import GitServer
 from tests.support.waiting import wait_for
 
@@ -78,8 +80,11 @@ def test_an_application_syncs_its_repository_and_reports_synced_and_healthy(
         repo,
         {"app/deploy.yaml": DEPLOYMENT, "app/svc.yaml": SERVICE, "app/cm.yaml": configmap("settings", "1")},
     )
-    apps.create("shop", {"repoURL": git_server.git_url(repo), "path": "app", "targetRevision": "main"},
-                syncPolicy={"automated": {"prune": True}})  # fmt: skip
+    apps.create(
+        "shop",
+        {"repoURL": git_server.git_url(repo), "path": "app", "targetRevision": "main"},
+        syncPolicy={"automated": {"prune": True}},
+    )
     app = apps.wait_synced("shop", sha)
     status = app["status"]
     assert status["sync"]["revision"] == sha and len(sha) == 40
@@ -132,12 +137,19 @@ def test_a_file_deleted_from_git_is_pruned_with_prune_on_and_kept_with_prune_off
 ) -> None:
     for name, prune in (("pruning", True), ("keeping", False)):
         git_server.create_repo(f"{namespace}-{name}")
-        git_server.commit(f"{namespace}-{name}", {
-            "a.yaml": configmap(f"{name}-a", "1"), "b.yaml": configmap(f"{name}-b", "1"),
-            "c.yaml": configmap(f"{name}-c", "1"),
-        })  # fmt: skip
-        apps.create(name, {"repoURL": git_server.git_url(f"{namespace}-{name}")},
-                    syncPolicy={"automated": {"prune": prune}})  # fmt: skip
+        git_server.commit(
+            f"{namespace}-{name}",
+            {
+                "a.yaml": configmap(f"{name}-a", "1"),
+                "b.yaml": configmap(f"{name}-b", "1"),
+                "c.yaml": configmap(f"{name}-c", "1"),
+            },
+        )
+        apps.create(
+            name,
+            {"repoURL": git_server.git_url(f"{namespace}-{name}")},
+            syncPolicy={"automated": {"prune": prune}},
+        )
     for name in ("pruning", "keeping"):
         apps.wait_synced(name)
     for name in ("pruning", "keeping"):
@@ -148,9 +160,14 @@ def test_a_file_deleted_from_git_is_pruned_with_prune_on_and_kept_with_prune_off
     wait_for(lambda: get(kubectl, namespace, "configmap", "pruning-c") is None, "pruning-c to be pruned")
     app = apps.get("pruning")
     assert "pruning-c" not in {r["name"] for r in app["status"]["resources"]}
-    kept = apps.wait("keeping", "pruning-c reported as requiring pruning", lambda a: any(
-        r["name"] == "keeping-c" and r.get("requiresPruning") for r in (a.get("status") or {}).get("resources", [])
-    ))  # fmt: skip
+    kept = apps.wait(
+        "keeping",
+        "pruning-c reported as requiring pruning",
+        lambda a: any(
+            r["name"] == "keeping-c" and r.get("requiresPruning")
+            for r in (a.get("status") or {}).get("resources", [])
+        ),
+    )
     assert kept["status"]["sync"]["status"] == "OutOfSync"
     assert get(kubectl, namespace, "configmap", "keeping-c") is not None
     events = kubectl(
@@ -163,8 +180,12 @@ def test_a_hand_edit_is_restored_by_self_heal_when_the_guard_is_off(
     apps: Apps, git_server: GitServer, repo: str, kubectl: Kubectl, namespace: str
 ) -> None:
     git_server.commit(repo, {"cm.yaml": configmap("settings", "from-git")})
-    apps.create("shop", {"repoURL": git_server.git_url(repo)},
-                syncPolicy={"automated": {"selfHeal": True}}, driftGuard={"mode": "off"})  # fmt: skip
+    apps.create(
+        "shop",
+        {"repoURL": git_server.git_url(repo)},
+        syncPolicy={"automated": {"selfHeal": True}},
+        driftGuard={"mode": "off"},
+    )
     apps.wait_synced("shop")
     kubectl(
         "patch",
@@ -177,9 +198,13 @@ def test_a_hand_edit_is_restored_by_self_heal_when_the_guard_is_off(
         '{"data":{"value":"by-hand"}}',
     )
     wait_for(
-        lambda: (get(kubectl, namespace, "configmap", "settings") or {}).get("data", {}).get("value") == "from-git",
-        "the hand edit to be restored", timeout=30,
-    )  # fmt: skip
+        lambda: (
+            (get(kubectl, namespace, "configmap", "settings") or {}).get("data", {}).get("value")
+            == "from-git"
+        ),
+        "the hand edit to be restored",
+        timeout=30,
+    )
     events = kubectl("get", "events", "-n", namespace, "-o", "jsonpath={.items[*].reason}").stdout.split()
     assert "DriftDetected" in events or "Synced" in events
 
@@ -188,8 +213,12 @@ def test_without_self_heal_drift_is_reported_with_the_fields_that_changed(
     apps: Apps, git_server: GitServer, repo: str, kubectl: Kubectl, namespace: str
 ) -> None:
     git_server.commit(repo, {"cm.yaml": configmap("settings", "from-git")})
-    apps.create("shop", {"repoURL": git_server.git_url(repo)}, syncPolicy={"automated": {}},
-                driftGuard={"mode": "off"})  # fmt: skip
+    apps.create(
+        "shop",
+        {"repoURL": git_server.git_url(repo)},
+        syncPolicy={"automated": {}},
+        driftGuard={"mode": "off"},
+    )
     apps.wait_synced("shop")
     kubectl(
         "patch",
@@ -214,16 +243,33 @@ def test_without_self_heal_drift_is_reported_with_the_fields_that_changed(
 @pytest.mark.parametrize(
     ("files", "path", "reason", "words"),
     [
-        ({"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\ndata: {}\n"}, "app", "RenderFailed", "app/cm.yaml"),
-        ({"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\ndata: {}\n"}, "app", "RenderFailed", "metadata.name"),
+        (
+            {"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x\ndata: {}\n"},
+            "app",
+            "RenderFailed",
+            "app/cm.yaml",
+        ),
+        (
+            {"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\ndata: {}\n"},
+            "app",
+            "RenderFailed",
+            "metadata.name",
+        ),
         ({"app/README.md": "no manifests here"}, "app", "RenderFailed", "rendered no objects"),
     ],
     ids=["bad-yaml", "no-name", "empty-render"],
-)  # fmt: skip
+)
 def test_a_bad_render_sets_a_condition_and_leaves_the_cluster_untouched(
-    apps: Apps, git_server: GitServer, repo: str, kubectl: Kubectl, namespace: str,
-    files: dict[str, str], path: str, reason: str, words: str,
-) -> None:  # fmt: skip
+    apps: Apps,
+    git_server: GitServer,
+    repo: str,
+    kubectl: Kubectl,
+    namespace: str,
+    files: dict[str, str],
+    path: str,
+    reason: str,
+    words: str,
+) -> None:
     git_server.commit(repo, {"app/cm.yaml": configmap("settings", "1")})
     apps.create(
         "shop", {"repoURL": git_server.git_url(repo), "path": path}, syncPolicy={"automated": {"prune": True}}
@@ -246,9 +292,11 @@ def test_a_symlink_out_of_the_repository_is_refused(
     # A symlink blob: git stores the target path as the content with mode 120000.
     blob = git_server.git(repo, "hash-object", "-w", "--stdin", input=b"/etc/passwd")
     head = git_server.rev_parse(repo, "main")
-    tree = git_server.git(repo, "mktree", input=(
-        git_server.git(repo, "ls-tree", head) + f"\n120000 blob {blob}\tleak.yaml\n"
-    ).encode())  # fmt: skip
+    tree = git_server.git(
+        repo,
+        "mktree",
+        input=(git_server.git(repo, "ls-tree", head) + f"\n120000 blob {blob}\tleak.yaml\n").encode(),
+    )
     sha = git_server.git(repo, "commit-tree", tree, "-p", head, "-m", "symlink")
     git_server.set_ref(repo, "refs/heads/main", sha)
     apps.create(
@@ -274,14 +322,16 @@ def test_an_unreachable_repository_and_wrong_credentials_say_fetch_failed_withou
     gone = apps.wait("gone", "FetchFailed", lambda a: condition(a).get("reason") == "FetchFailed")
     assert "127.0.0.1" in condition(gone)["message"]
     wrong = f"wrong-{uuid.uuid4().hex[:6]}"
+    secret_name = f"creds-{namespace}"[:63]
     url = git_server.http_url(repo)
     secret = client.V1Secret(
         metadata=client.V1ObjectMeta(
-            name=f"creds-{namespace}"[:63], namespace="driftguard-system",
+            name=secret_name,
+            namespace="driftguard-system",
             labels={"gitops.driftguard.io/secret-type": "repository"},
         ),
         string_data={"url": url, "username": git_server.username, "password": wrong},
-    )  # fmt: skip
+    )
     core = client.CoreV1Api(api_client)
     core.create_namespaced_secret("driftguard-system", secret)
     try:
@@ -292,13 +342,15 @@ def test_an_unreachable_repository_and_wrong_credentials_say_fetch_failed_withou
             and wrong not in kubectl("get", "events", "-n", namespace, "-o", "yaml").stdout
         )
         # The right password: the same Application syncs.
-        core.patch_namespaced_secret(secret.metadata.name, "driftguard-system", {
-            "data": {"password": base64.b64encode(git_server.password.encode()).decode()}
-        })  # fmt: skip
+        core.patch_namespaced_secret(
+            secret_name,
+            "driftguard-system",
+            {"data": {"password": base64.b64encode(git_server.password.encode()).decode()}},
+        )
         push_webhook(url)
         apps.wait_synced("locked", timeout=60)
     finally:
-        core.delete_namespaced_secret(secret.metadata.name, "driftguard-system")
+        core.delete_namespaced_secret(secret_name, "driftguard-system")
     log = (LOCAL_DIR / "logs" / "driftguard-controller.log").read_text()
     assert wrong not in log and git_server.password not in log
 
@@ -350,22 +402,37 @@ def test_a_sync_request_applies_an_application_without_automated_sync(
 def test_kustomize_and_helm_sources_render_and_sync(
     apps: Apps, git_server: GitServer, repo: str, kubectl: Kubectl, namespace: str
 ) -> None:
-    git_server.commit(repo, {
-        "kust/kustomization.yaml": "resources: [cm.yaml]\nnamePrefix: k-\n",
-        "kust/cm.yaml": configmap("settings", "kustomized"),
-        "chart/Chart.yaml": "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
-        "chart/values.yaml": "greeting: hello\n",
-        "chart/templates/cm.yaml": (
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\n"
-            "data:\n  greeting: {{ .Values.greeting | quote }}\n"
-        ),
-    })  # fmt: skip
+    git_server.commit(
+        repo,
+        {
+            "kust/kustomization.yaml": "resources: [cm.yaml]\nnamePrefix: k-\n",
+            "kust/cm.yaml": configmap("settings", "kustomized"),
+            "chart/Chart.yaml": "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
+            "chart/values.yaml": "greeting: hello\n",
+            "chart/templates/cm.yaml": (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-settings\n"
+                "data:\n  greeting: {{ .Values.greeting | quote }}\n"
+            ),
+        },
+    )
     url = git_server.git_url(repo)
-    apps.create("kust", {"repoURL": url, "path": "kust", "kustomize": {"commonLabels": {"team": "a"}}},
-                syncPolicy={"automated": {}})  # fmt: skip
-    apps.create("chart", {"repoURL": url, "path": "chart", "helm": {
-        "releaseName": "rel", "parameters": [{"name": "greeting", "value": "from-params"}],
-    }}, syncPolicy={"automated": {}})  # fmt: skip
+    apps.create(
+        "kust",
+        {"repoURL": url, "path": "kust", "kustomize": {"commonLabels": {"team": "a"}}},
+        syncPolicy={"automated": {}},
+    )
+    apps.create(
+        "chart",
+        {
+            "repoURL": url,
+            "path": "chart",
+            "helm": {
+                "releaseName": "rel",
+                "parameters": [{"name": "greeting", "value": "from-params"}],
+            },
+        },
+        syncPolicy={"automated": {}},
+    )
     apps.wait_synced("kust")
     apps.wait_synced("chart")
     kust = get(kubectl, namespace, "configmap", "k-settings")
@@ -378,12 +445,15 @@ def test_sync_waves_apply_in_order_and_namespaces_come_first(
     apps: Apps, git_server: GitServer, repo: str, kubectl: Kubectl, namespace: str
 ) -> None:
     extra = f"{namespace}-extra"
-    git_server.commit(repo, {
-        "late.yaml": configmap("late", "1", '"gitops.driftguard.io/sync-wave": "2"'),
-        "early.yaml": configmap("early", "1", '"argocd.argoproj.io/sync-wave": "-1"'),
-        "deploy.yaml": DEPLOYMENT,
-        "ns.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {extra}\n",
-    })  # fmt: skip
+    git_server.commit(
+        repo,
+        {
+            "late.yaml": configmap("late", "1", '"gitops.driftguard.io/sync-wave": "2"'),
+            "early.yaml": configmap("early", "1", '"argocd.argoproj.io/sync-wave": "-1"'),
+            "deploy.yaml": DEPLOYMENT,
+            "ns.yaml": f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {extra}\n",
+        },
+    )
     try:
         apps.create("waves", {"repoURL": git_server.git_url(repo)}, syncPolicy={"automated": {"prune": True}})
         app = apps.wait_synced("waves")
@@ -399,8 +469,12 @@ def test_deleting_an_application_with_the_finalizer_deletes_its_objects_and_with
     git_server.create_repo(f"{repo}-b")
     git_server.commit(repo, {"cm.yaml": configmap("owned", "1")})
     git_server.commit(f"{repo}-b", {"cm.yaml": configmap("released", "1")})
-    apps.create("cascade", {"repoURL": git_server.git_url(repo)}, syncPolicy={"automated": {}},
-                metadata={"finalizers": ["resources-finalizer.gitops.driftguard.io"]})  # fmt: skip
+    apps.create(
+        "cascade",
+        {"repoURL": git_server.git_url(repo)},
+        syncPolicy={"automated": {}},
+        metadata={"finalizers": ["resources-finalizer.gitops.driftguard.io"]},
+    )
     apps.create("orphan", {"repoURL": git_server.git_url(f"{repo}-b")}, syncPolicy={"automated": {}})
     apps.wait_synced("cascade")
     apps.wait_synced("orphan")
@@ -438,3 +512,55 @@ def test_an_application_never_takes_over_or_prunes_another_applications_object(
     assert f"Application {namespace}/first" in condition(second)["message"]
     cm = get(kubectl, namespace, "configmap", "shared") or {}
     assert cm["metadata"]["annotations"][TRACKING_ANNOTATION].startswith(f"{namespace}/first:")
+
+
+def test_a_path_out_of_the_repository_is_refused_before_anything_is_fetched(
+    driftguard: Cluster, kubectl: Kubectl, namespace: str
+) -> None:
+    manifest = f"""
+apiVersion: gitops.driftguard.io/v1alpha1
+kind: Application
+metadata: {{name: escape, namespace: {namespace}}}
+spec:
+  source: {{repoURL: "git://127.0.0.1:9/shop.git", path: "../../etc"}}
+  destination: {{namespace: {namespace}}}
+"""
+    result = kubectl("apply", "-f", "-", input=manifest, check=False)
+    assert result.returncode != 0
+    assert "spec.source.path" in result.stderr and ".." in result.stderr
+
+
+def test_a_controller_killed_mid_sync_resumes_and_leaves_no_orphans(
+    apps: Apps, git_server: GitServer, repo: str, kubectl: Kubectl, namespace: str
+) -> None:
+    # Wave 0 never becomes healthy (a LoadBalancer gets no address here), so the sync waits in it.
+    balancer = SERVICE.replace("spec:\n", "spec:\n  type: LoadBalancer\n")
+    git_server.commit(
+        repo,
+        {
+            "svc.yaml": balancer,
+            "late.yaml": configmap("late", "1", '"gitops.driftguard.io/sync-wave": "1"'),
+        },
+    )
+    apps.create("shop", {"repoURL": git_server.git_url(repo)}, syncPolicy={"automated": {"prune": True}})
+    wait_for(lambda: get(kubectl, namespace, "service", "web"), "wave 0 to be applied")
+    pid = running_pid("driftguard-controller")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: running_pid("driftguard-controller") is None, "the controller to die")
+    # Everything the dead controller created is in the inventory it recorded first.
+    inventory = {(r["kind"], r["name"]) for r in apps.get("shop")["status"]["resources"]}
+    tracked = json.loads(kubectl("get", "services,configmaps", "-n", namespace, "-o", "json").stdout)["items"]
+    created = {
+        (o["kind"], o["metadata"]["name"])
+        for o in tracked
+        if TRACKING_ANNOTATION in (o["metadata"].get("annotations") or {})
+    }
+    assert created and created <= inventory, f"orphans: {created - inventory}"
+    assert ("ConfigMap", "late") in inventory
+    # A new controller picks the sync up; with wave 0 made healthy, it finishes.
+    subprocess.run([str(REPO_ROOT / "hack" / "install-local.sh")], check=True, capture_output=True)
+    sha = git_server.commit(repo, {"svc.yaml": SERVICE})
+    push_webhook(git_server.git_url(repo))
+    apps.wait_synced("shop", sha, timeout=120)
+    assert get(kubectl, namespace, "configmap", "late") is not None

@@ -53,9 +53,12 @@ class Apps:
         api = self.custom.api_client
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/{PLURAL}/{name}/{sub}"
         serialized = api.param_serialize(
-            "POST", path, header_params={"Content-Type": "application/json", "Accept": "application/json"},
-            body=body, auth_settings=["BearerToken"],
-        )  # fmt: skip
+            "POST",
+            path,
+            header_params={"Content-Type": "application/json", "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
         response = api.call_api(*serialized).response
         assert response.status in (200, 201), response.data
         result: dict[str, Any] = json.loads(response.data)
@@ -99,10 +102,16 @@ def push_webhook(
         {"ref": ref, "after": "0" * 40, "repository": {"clone_url": repo_url, "html_url": repo_url}}
     )
     signature = "sha256=" + hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
-    request = urllib.request.Request(
-        f"{CONTROLLER_URL}/api/webhook", data=body.encode(), method="POST",
-        headers={"X-GitHub-Event": "push", "X-Hub-Signature-256": signature, "Content-Type": "application/json"},
-    )  # fmt: skip
+    request = urllib.request.Request(  # noqa: S310 (http on loopback)
+        f"{CONTROLLER_URL}/api/webhook",
+        data=body.encode(),
+        method="POST",
+        headers={
+            "X-GitHub-Event": "push",
+            "X-Hub-Signature-256": signature,
+            "Content-Type": "application/json",
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
             return response.status, response.read().decode()
