@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes import client, config
 
-from tests.support.gitserver import GitServer
 from tests.support.cluster import LOCAL_DIR, REPO_ROOT, Cluster, running_pid
+from tests.support.gitserver import GitServer
 from tests.support.waiting import wait_for
 
 
