@@ -8,6 +8,7 @@ the aggregated API and its inventory written through the status subresource.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -91,6 +92,32 @@ def owner(namespace: str) -> str:
     )
 
 
+def status_of(k: Kubectl, namespace: str) -> dict[str, Any]:
+    status: dict[str, Any] = (
+        json.loads(k("get", APP, "shop", "-n", namespace, "-o", "json").stdout).get("status") or {}
+    )
+    return status
+
+
+def write_inventory(k: Kubectl, namespace: str, inventory: list[dict[str, str]]) -> None:
+    """Write shop's inventory through the status subresource, as the controller does.
+
+    The real controller may run on this cluster too (hack/install-local.sh starts it). It
+    reconciles shop, fails to fetch its repository, and writes status from what it read, so a
+    reconcile in flight during our write would drop the inventory. Its first reconcile follows the
+    Application's creation at once: wait for it (when a controller runs and answers), then write;
+    later reconciles read what we wrote and keep it. Callers check the guard enforces it."""
+    if running_pid("driftguard-controller") is not None:
+        with contextlib.suppress(AssertionError):  # a controller that does not reconcile cannot race
+            wait_for(
+                lambda: "reconciledAt" in status_of(k, namespace),
+                "the controller to reconcile shop",
+                timeout=5,
+            )
+    status = {"status": {"sync": {"status": "Synced", "revision": REVISION}, "resources": inventory}}
+    k("patch", APP, "shop", "-n", namespace, "--subresource=status", "--type=merge", "-p", json.dumps(status))
+
+
 def install_shop(k: Kubectl, namespace: str, mode: str = "enforce", **guard: Any) -> None:
     """The Application shop, its Deployments web (Git omits replicas) and api (Git sets 2) and the
     ConfigMap settings, as the controller leaves them; returns once the guard enforces them."""
@@ -105,21 +132,18 @@ def install_shop(k: Kubectl, namespace: str, mode: str = "enforce", **guard: Any
         },
     }
     k("apply", "-f", "-", input=json.dumps(app))
-    objects = [deployment(namespace, "web"), deployment(namespace, "api", replicas=2), configmap(namespace)]
-    as_controller(k, {"apiVersion": "v1", "kind": "List", "items": objects})
     inventory = [
         {"group": "apps", "kind": "Deployment", "namespace": namespace, "name": "web", "version": "v1"},
         {"group": "apps", "kind": "Deployment", "namespace": namespace, "name": "api", "version": "v1"},
         {"group": "", "kind": "ConfigMap", "namespace": namespace, "name": "settings", "version": "v1"},
     ]
-    status = {"status": {"sync": {"status": "Synced", "revision": REVISION}, "resources": inventory}}
+    write_inventory(k, namespace, inventory)
+    objects = [deployment(namespace, "web"), deployment(namespace, "api", replicas=2), configmap(namespace)]
+    as_controller(k, {"apiVersion": "v1", "kind": "List", "items": objects})
 
     def guarded() -> bool:
-        # Another controller on this cluster may rewrite status meanwhile: put the inventory back.
-        current = json.loads(k("get", APP, "shop", "-n", namespace, "-o", "json").stdout)
-        if (current.get("status") or {}).get("resources") != inventory:
-            k("patch", APP, "shop", "-n", namespace, "--subresource=status", "--type=merge",
-              "-p", json.dumps(status))  # fmt: skip
+        if status_of(k, namespace).get("resources") != inventory:
+            write_inventory(k, namespace, inventory)  # a reconcile raced our write after all
         probe = k(
             "set", "image", "deployment/web", "web=probe:1", "-n", namespace, "--dry-run=server", check=False
         )
@@ -397,16 +421,10 @@ def test_kube_system_is_never_intercepted(k: Kubectl, namespace: str) -> None:
     claim["metadata"]["annotations"][TRACKING] = (
         f"{namespace}/shop:/ConfigMap:kube-system/{claim['metadata']['name']}"
     )
-    claiming_inventory = {
-        "group": "",
-        "kind": "ConfigMap",
-        "namespace": "kube-system",
-        "name": claim["metadata"]["name"],
-    }
-    status = json.loads(k("get", APP, "shop", "-n", namespace, "-o", "json").stdout)["status"]
-    status["resources"].append({**claiming_inventory, "version": "v1"})
-    k("patch", APP, "shop", "-n", namespace, "--subresource=status", "--type=merge", "-p",
-      json.dumps({"status": status}))  # fmt: skip
+    inventory = json.loads(k("get", APP, "shop", "-n", namespace, "-o", "json").stdout)["status"]["resources"]
+    name = claim["metadata"]["name"]
+    extra = {"group": "", "kind": "ConfigMap", "namespace": "kube-system", "name": name, "version": "v1"}
+    write_inventory(k, namespace, [*inventory, extra])
     try:
         k("apply", "-f", "-", input=json.dumps(claim))  # would be denied in any other namespace
         k(
