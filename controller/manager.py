@@ -30,7 +30,9 @@ from extension.api.tracking import MANAGED_LABEL, MANAGED_VALUE, AppKey, ObjectR
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BODY = 1 << 20
-WATCH_SECONDS = 300
+# Watches end (and resume from their resourceVersion) at least this often; reads time out after
+# WATCH_SECONDS + 30, so a watch whose server died unseen is replaced within that.
+WATCH_SECONDS = 60
 
 
 class Queue:
@@ -142,7 +144,16 @@ class Manager:
     def _poll(self) -> None:
         while not self.stop.wait(self.poll_seconds * random.uniform(0.9, 1.1)):  # noqa: S311 (jitter)
             self.reconciler.expire()
+            # A relist as well: a watch through the aggregation layer can outlive the extension
+            # replica that served it without a word, and no Application may wait for that.
+            try:
+                listing = self.kube.request("GET", self.kube.app_path())["items"]
+            except KubeError as exc:
+                log.warning("listing Applications: %s", exc.message)
+                listing = []
             with self._lock:
+                for app in listing:
+                    self.apps.setdefault(AppKey(app["metadata"]["namespace"], app["metadata"]["name"]), app)
                 keys = list(self.apps)
             for key in keys:  # spread over a tenth of the interval so fetches do not come in a burst
                 self.queue.add(key, random.uniform(0, self.poll_seconds / 10))  # noqa: S311
