@@ -32,7 +32,7 @@ ca_certs = _tls["ca_certs"]
 # Optional: the front proxy presents a certificate, webhook calls and probes do not.
 cert_reqs = ssl.CERT_OPTIONAL
 accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
 
 
 def pre_request(worker: Any, req: Any) -> None:

@@ -2,9 +2,10 @@
 time. No HTTP, no kube client: the one read a decision may need (the parent of a ``scale``
 request) goes through ``ParentReader``, which tests fake.
 
-``review`` answers the validating webhook (allow, deny, warnings); ``mutate`` answers the mutating
-one (in warn mode, a JSON Patch that stamps who drifted which fields and when). Both decide the
-same way through ``decide``, and neither has side effects, so dry-run requests get the same verdict.
+``mutate`` answers the mutating webhook, which decides UPDATEs (allow, deny, warnings and, in warn
+mode, a JSON Patch that stamps who drifted which fields and when); ``review`` answers the
+validating webhooks, which decide CREATE, DELETE and scale. Both decide the same way through
+``decide``, and neither has side effects, so dry-run requests get the same verdict.
 """
 
 from __future__ import annotations
@@ -429,11 +430,9 @@ def _verdict(
     settings: GuardSettings,
     now: datetime.datetime,
     parents: ParentReader | None,
-    *,
-    quiet: bool = False,
 ) -> Verdict:
     """``decide`` made total: undecodable requests are allowed, failures deny what may be managed.
-    Denials and warnings are logged unless ``quiet`` (the mutating webhook: the validating one logs)."""
+    Denials and warnings are logged."""
     uid = request.get("uid", "")
     problem = undecodable(request)
     if problem:
@@ -460,7 +459,7 @@ def _verdict(
                 f"to objects Git manages through unchecked; retry, or tell your admin (request uid {uid})."
             ),
         )
-    if not quiet and (not verdict.allowed or verdict.warnings):
+    if not verdict.allowed or verdict.warnings:
         user = (request.get("userInfo") or {}).get("username")
         log.info(
             "%s %s %s of %s by %s (uid %s, dryRun %s): %s",
@@ -471,6 +470,15 @@ def _verdict(
     return verdict
 
 
+def _answer(request: AdmissionRequest, verdict: Verdict) -> AdmissionResponse:
+    response: AdmissionResponse = {"uid": request.get("uid", ""), "allowed": verdict.allowed}
+    if not verdict.allowed:
+        response["status"] = {"code": 403, "reason": "Forbidden", "message": verdict.message}
+    if verdict.warnings:
+        response["warnings"] = list(verdict.warnings)
+    return response
+
+
 def review(
     request: AdmissionRequest,
     apps: Apps,
@@ -478,14 +486,9 @@ def review(
     now: datetime.datetime,
     parents: ParentReader | None = None,
 ) -> AdmissionResponse:
-    """The validating webhook's answer. Never raises: a failure denies what may be managed."""
-    verdict = _verdict(request, apps, settings, now, parents)
-    response: AdmissionResponse = {"uid": request.get("uid", ""), "allowed": verdict.allowed}
-    if not verdict.allowed:
-        response["status"] = {"code": 403, "reason": "Forbidden", "message": verdict.message}
-    if verdict.warnings:
-        response["warnings"] = list(verdict.warnings)
-    return response
+    """The validating webhooks' answer (CREATE, DELETE and scale): allow, deny, warnings. Never
+    raises: a failure denies what may be managed."""
+    return _answer(request, _verdict(request, apps, settings, now, parents))
 
 
 def stamp_patch(
@@ -510,10 +513,10 @@ def mutate(
     settings: GuardSettings,
     now: datetime.datetime,
 ) -> AdmissionResponse:
-    """The mutating webhook's answer: always allowed (the validating webhook denies); in warn mode a
-    patch that stamps the drift. Never raises."""
-    response: AdmissionResponse = {"uid": request.get("uid", ""), "allowed": True}
-    verdict = _verdict(request, apps, settings, now, None, quiet=True)
+    """The mutating webhook's answer, which decides UPDATEs: the same verdict as ``review`` and, in
+    warn mode, a JSON Patch that stamps the drift on the object. Never raises."""
+    verdict = _verdict(request, apps, settings, now, None)
+    response = _answer(request, verdict)
     obj = request.get("object")
     if verdict.allowed and verdict.stamp and isinstance(obj, dict):
         user = (request.get("userInfo") or {}).get("username", "")

@@ -466,8 +466,7 @@ def test_with_the_extension_stopped_unmanaged_objects_stay_editable_and_managed_
         k("scale", "deployment/web", "--replicas=2", "-n", namespace)
         blocked = k("set", "image", "deployment/web", "web=nginx:1.26", "-n", namespace, check=False)
         assert blocked.returncode != 0
-        # The mutating webhook is called first; both fail closed.
-        assert 'failed calling webhook "stamp.guard.gitops.driftguard.io"' in blocked.stderr
+        assert 'failed calling webhook "guard.gitops.driftguard.io"' in blocked.stderr
     finally:
         up = subprocess.run([str(REPO_ROOT / "hack" / "install-local.sh")], capture_output=True, text=True)
         assert up.returncode == 0, up.stderr[-3000:]

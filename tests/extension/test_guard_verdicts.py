@@ -131,10 +131,13 @@ def test_off_mode_allows_silently_and_stamps_nothing() -> None:
     }
 
 
-def test_the_mutating_webhook_never_denies_and_stamps_nothing_in_enforce_mode() -> None:
+def test_the_mutating_webhook_decides_updates_as_the_validating_one_does_without_a_patch_when_denying() -> (
+    None
+):
     req = request("set-image.mutating")
-    response = verdicts.mutate(req, index_of(app_for(req)), GuardSettings(), NOW)
-    assert response == {"uid": req["uid"], "allowed": True}
+    mutated = verdicts.mutate(req, index_of(app_for(req)), GuardSettings(), NOW)
+    assert mutated == validate(req, app_for(req))
+    assert mutated["allowed"] is False and "patch" not in mutated
 
 
 @pytest.mark.parametrize(

@@ -258,26 +258,25 @@ def test_the_controller_runs_one_replica_with_http_probes_on_8081(base: list[Doc
 
 # --- the drift guard's webhooks ------------------------------------------------------------------
 WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
-SYSTEM_NAMESPACES = {"kube-system", "kube-node-lease", NAMESPACE}
 
 
-def webhooks(docs: list[Doc]) -> dict[str, Doc]:
+def webhooks(docs: list[Doc]) -> dict[tuple[str, str], Doc]:
     found = {}
     for kind in WEBHOOK_KINDS:
         for webhook in find(docs, kind, "driftguard-guard")["webhooks"]:
-            found[webhook["name"]] = webhook
+            found[kind.removesuffix("WebhookConfiguration"), webhook["name"]] = webhook
     return found
 
 
 @cluster
-def test_the_guard_registers_a_main_and_a_scale_validating_entry_and_a_mutating_stamp(
+def test_the_guard_decides_updates_in_one_mutating_call_and_creates_deletes_and_scales_by_validation(
     base: list[Doc],
 ) -> None:
     hooks = webhooks(base)
     assert set(hooks) == {
-        "guard.gitops.driftguard.io",
-        "scale.guard.gitops.driftguard.io",
-        "stamp.guard.gitops.driftguard.io",
+        ("Mutating", "guard.gitops.driftguard.io"),
+        ("Validating", "guard.gitops.driftguard.io"),
+        ("Validating", "scale.guard.gitops.driftguard.io"),
     }
     for name, hook in hooks.items():
         assert hook["clientConfig"]["service"]["name"] == "driftguard-extension", name
@@ -288,17 +287,10 @@ def test_the_guard_registers_a_main_and_a_scale_validating_entry_and_a_mutating_
         )  # fmt: skip
         assert hook["timeoutSeconds"] <= 5, name
         selector = hook["namespaceSelector"]["matchExpressions"]
-        assert (
-            selector
-            == [
-                {
-                    "key": "kubernetes.io/metadata.name",
-                    "operator": "NotIn",
-                    "values": sorted(SYSTEM_NAMESPACES),
-                }
-            ]
-            or {v for e in selector for v in e["values"]} == SYSTEM_NAMESPACES
-        ), name
+        assert selector == [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+             "values": ["kube-system", "kube-node-lease", NAMESPACE]}
+        ], name  # fmt: skip
         (rule,) = hook["rules"]
         assert (rule["apiGroups"], rule["apiVersions"]) == (["*"], ["*"]), name
         assert not any(r.endswith("/status") for r in rule["resources"]), name
@@ -306,22 +298,24 @@ def test_the_guard_registers_a_main_and_a_scale_validating_entry_and_a_mutating_
         assert condition["expression"] == (
             "request.userInfo.username != 'system:serviceaccount:driftguard-system:driftguard-controller'"
         ), "the controller's identity, as extension/settings.py defaults it"
-    main = hooks["guard.gitops.driftguard.io"]
-    assert main["clientConfig"]["service"]["path"] == "/validate"
-    assert main["rules"][0]["resources"] == ["*"]
-    assert main["rules"][0]["operations"] == ["CREATE", "UPDATE", "DELETE"]
-    assert main["objectSelector"] == {"matchLabels": {"gitops.driftguard.io/managed": "true"}}
-    assert main["failurePolicy"] == "Fail"
-    scale = hooks["scale.guard.gitops.driftguard.io"]
+    main, update = (
+        hooks["Validating", "guard.gitops.driftguard.io"],
+        hooks["Mutating", "guard.gitops.driftguard.io"],
+    )
+    operations = main["rules"][0]["operations"] + update["rules"][0]["operations"]
+    assert sorted(operations) == ["CREATE", "DELETE", "UPDATE"]
+    for hook, path in ((main, "/validate"), (update, "/mutate")):
+        assert hook["clientConfig"]["service"]["path"] == path
+        assert hook["rules"][0]["resources"] == ["*"]
+        assert hook["objectSelector"] == {"matchLabels": {"gitops.driftguard.io/managed": "true"}}
+        assert hook["failurePolicy"] == "Fail"
+    assert update["reinvocationPolicy"] == "IfNeeded", "it must judge what a later mutating webhook changed"
+    scale = hooks["Validating", "scale.guard.gitops.driftguard.io"]
     assert scale["rules"][0]["resources"] == ["*/scale"] and scale["rules"][0]["operations"] == ["UPDATE"]
     assert "objectSelector" not in scale, "a Scale carries no labels"
     assert scale["failurePolicy"] == "Ignore", (
         "Fail would block every scale in the cluster while the guard is down"
     )
-    stamp = hooks["stamp.guard.gitops.driftguard.io"]
-    assert stamp["clientConfig"]["service"]["path"] == "/mutate"
-    assert stamp["objectSelector"] == main["objectSelector"]
-    assert stamp["reinvocationPolicy"] == "Never"
 
 
 @cluster
@@ -345,10 +339,10 @@ def test_the_extension_may_only_get_the_parents_of_scale_requests(base: list[Doc
 @cluster
 def test_the_local_overlay_points_the_webhooks_at_the_host(local: list[Doc]) -> None:
     hooks = webhooks(local)
-    assert {name: hook["clientConfig"] for name, hook in hooks.items()} == {
-        "guard.gitops.driftguard.io": {"url": "https://127.0.0.1:8443/validate"},
-        "scale.guard.gitops.driftguard.io": {"url": "https://127.0.0.1:8443/validate"},
-        "stamp.guard.gitops.driftguard.io": {"url": "https://127.0.0.1:8443/mutate"},
+    assert {key: hook["clientConfig"] for key, hook in hooks.items()} == {
+        ("Mutating", "guard.gitops.driftguard.io"): {"url": "https://127.0.0.1:8443/mutate"},
+        ("Validating", "guard.gitops.driftguard.io"): {"url": "https://127.0.0.1:8443/validate"},
+        ("Validating", "scale.guard.gitops.driftguard.io"): {"url": "https://127.0.0.1:8443/validate"},
     }
 
 
