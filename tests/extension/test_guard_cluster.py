@@ -440,6 +440,16 @@ def test_kube_system_is_never_intercepted(k: Kubectl, namespace: str) -> None:
         k("delete", "configmap", claim["metadata"]["name"], "-n", "kube-system", "--ignore-not-found")
 
 
+def test_the_extension_writes_its_ca_into_every_guard_webhook(k: Kubectl) -> None:
+    ca = json.loads(
+        k("get", "secret", "driftguard-extension-tls", "-n", "driftguard-system", "-o", "json").stdout
+    )
+    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+        config = json.loads(k("get", kind, "driftguard-guard", "-o", "json").stdout)
+        bundles = {hook["name"]: hook["clientConfig"].get("caBundle") for hook in config["webhooks"]}
+        assert bundles and set(bundles.values()) == {ca["data"]["ca.crt"]}, (kind, bundles)
+
+
 # --- an outage: keep last, it stops the shared extension ----------------------------------------
 def port_open(port: int) -> bool:
     with socket.socket() as sock:

@@ -234,3 +234,16 @@ def test_the_guards_decision_code_imports_no_kube_client_web_framework_or_http_l
     assert "extension.guard.kube" not in {
         node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
     }
+
+
+# --- settings ------------------------------------------------------------------------------------
+def test_the_controller_identity_comes_from_the_environment_and_must_not_be_empty() -> None:
+    from extension.settings import Settings
+
+    assert Settings.from_env({}).controller_username == (
+        "system:serviceaccount:driftguard-system:driftguard-controller"
+    )
+    env = {"DRIFTGUARD_CONTROLLER_USERNAME": "system:serviceaccount:gitops:deployer"}
+    assert Settings.from_env(env).controller_username == "system:serviceaccount:gitops:deployer"
+    with pytest.raises(ValueError, match="DRIFTGUARD_CONTROLLER_USERNAME must not be empty"):
+        Settings.from_env({"DRIFTGUARD_CONTROLLER_USERNAME": ""})
