@@ -29,6 +29,9 @@ class ServingSecret:
     key_pem: bytes
 
 
+IP_ADDRESSES = ("127.0.0.1",)
+
+
 def service_dns_names(service: str, namespace: str) -> list[str]:
     svc = f"{service}.{namespace}.svc"
     return [service, f"{service}.{namespace}", svc, f"{svc}.cluster.local", "localhost"]
@@ -48,7 +51,9 @@ def _usable(current: ServingSecret | None, dns_names: list[str]) -> bool:
     if not pki.issued_by(current.cert_pem, current.ca_pem):
         return False
     sans = pki.load_cert(current.cert_pem).extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    return set(dns_names) <= set(sans.value.get_values_for_type(x509.DNSName))
+    # The IP SAN serves webhook URLs on the host (https://127.0.0.1:<port>, the local overlay).
+    ips = {str(ip) for ip in sans.value.get_values_for_type(x509.IPAddress)}
+    return set(dns_names) <= set(sans.value.get_values_for_type(x509.DNSName)) and set(IP_ADDRESSES) <= ips
 
 
 def ensure_serving_secret(api: client.ApiClient, namespace: str, name: str, service: str) -> ServingSecret:
@@ -70,7 +75,7 @@ def ensure_serving_secret(api: client.ApiClient, namespace: str, name: str, serv
         if current and ca_key and not pki.needs_rotation(current.ca_pem):
             ca = pki.KeyPair(current.ca_pem, base64.b64decode(ca_key))
         ca = ca or pki.new_ca(f"{service}-ca")
-        leaf = pki.new_serving_cert(ca, f"{service}.{namespace}.svc", dns_names, ["127.0.0.1"])
+        leaf = pki.new_serving_cert(ca, f"{service}.{namespace}.svc", dns_names, list(IP_ADDRESSES))
         body = client.V1Secret(
             metadata=client.V1ObjectMeta(
                 name=name, namespace=namespace,
