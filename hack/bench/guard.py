@@ -135,7 +135,7 @@ def set_up() -> None:
     app = {
         "apiVersion": "gitops.driftguard.io/v1alpha1", "kind": "Application",
         "metadata": {"name": "shop", "namespace": NAMESPACE},
-        "spec": {"source": {"repoURL": "https://git.example/shop.git", "path": "apps/shop"},
+        "spec": {"source": {"repoURL": "git://127.0.0.1:9/shop.git", "path": "apps/shop"},
                  "destination": {"namespace": NAMESPACE}, "driftGuard": {"mode": "enforce"}},
     }  # fmt: skip
     kubectl("apply", "-f", "-", input=json.dumps(app))

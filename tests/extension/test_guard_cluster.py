@@ -88,7 +88,7 @@ def as_controller(k: Kubectl, obj: dict[str, Any]) -> None:
 
 def owner(namespace: str) -> str:
     return (
-        f"Application {namespace}/shop (https://git.example/shop.git, path apps/frontend, revision 3f2a9c1)"
+        f"Application {namespace}/shop (git://127.0.0.1:9/shop.git, path apps/frontend, revision 3f2a9c1)"
     )
 
 
@@ -126,7 +126,7 @@ def install_shop(k: Kubectl, namespace: str, mode: str = "enforce", **guard: Any
         "kind": "Application",
         "metadata": {"name": "shop", "namespace": namespace},
         "spec": {
-            "source": {"repoURL": "https://git.example/shop.git", "path": "apps/frontend"},
+            "source": {"repoURL": "git://127.0.0.1:9/shop.git", "path": "apps/frontend"},
             "destination": {"namespace": namespace},
             "driftGuard": {"mode": "enforce", **guard},
         },
