@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -114,7 +115,7 @@ class Kube:
             response = self.api.call_api(*serialized, _request_timeout=timeout).response
         except ApiException as exc:
             raise _error(exc) from exc
-        except OSError as exc:  # urllib3 errors derive from it: refused, reset, timed out
+        except (OSError, urllib3.exceptions.HTTPError) as exc:  # refused, reset, timed out
             raise KubeError(0, "ServiceUnavailable", f"{method} {path}: {exc}") from exc
         if response.status >= 300:
             data = response.data
@@ -135,7 +136,7 @@ class Kube:
         response = self._send(method, path, query or {}, body, content_type, timeout or self.timeout)
         try:
             data = response.data
-        except OSError as exc:
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise KubeError(0, "ServiceUnavailable", f"{method} {path}: {exc}") from exc
         finally:
             response.release_conn()
@@ -154,7 +155,7 @@ class Kube:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
                         yield json.loads(line)
-        except OSError as exc:
+        except (OSError, urllib3.exceptions.HTTPError) as exc:  # reset, ended early, read timeout
             raise KubeError(0, "ServiceUnavailable", f"watch {path}: {exc}") from exc
         finally:
             response.release_conn()

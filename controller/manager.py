@@ -181,6 +181,9 @@ class Manager:
             except KubeError as exc:
                 log.warning("watching Applications: %s; listing again in 2s", exc.message)
                 self.stop.wait(2.0)
+            except Exception:  # the watch must outlive any surprise
+                log.exception("watching Applications failed unexpectedly; listing again in 5s")
+                self.stop.wait(5.0)
             except _Gone:
                 log.info("Application watch expired; listing again")
 
@@ -255,6 +258,9 @@ class Manager:
             except KubeError as exc:
                 log.warning("watching %s: %s; listing again in 2s", res.plural, exc.message)
                 self.stop.wait(2.0)
+            except Exception:
+                log.exception("watching %s failed unexpectedly; listing again in 5s", res.plural)
+                self.stop.wait(5.0)
             except _Gone:
                 continue
 

@@ -327,8 +327,10 @@ class Reconciler:
         git_changed = target.sha != (status.get("sync") or {}).get("revision")
         spec_changed = app["metadata"].get("generation") != status.get("observedGeneration")
         self_heal = bool(automated.get("selfHeal"))
+        prune_on = bool(automated.get("prune")) or bool((operation.get("sync") or {}).get("prune"))
+        to_prune = prune_on and any(ref not in desired for ref in inventory)
         wants_sync = bool(operation) or (
-            auto_sync and not paused and bool(out_of_sync - break_glass)
+            auto_sync and not paused and (bool(out_of_sync - break_glass) or to_prune)
             and (self_heal or git_changed or spec_changed or any(drifted[r] is None for r in out_of_sync))
         )  # fmt: skip
         changes = plan.ChangeSet()
@@ -341,7 +343,6 @@ class Reconciler:
         }
         if expired and not wants_sync:
             wants_sync, selected = True, expired
-        prune_on = bool(automated.get("prune")) or bool((operation.get("sync") or {}).get("prune"))
         if wants_sync:
             initiator = operation.get("initiatedBy") or {
                 "automated": True,
@@ -527,6 +528,9 @@ class Reconciler:
         status: dict[str, Any], now: str,
     ) -> None:  # fmt: skip
         if prune_plan.refused:
+            known = st.find_condition(status.get("conditions") or [], st.PRUNE_REFUSED)
+            if not known or known.get("message") != prune_plan.refused:
+                self.kube.event(app, "Warning", "PruneRefused", prune_plan.refused)
             status["conditions"] = st.set_condition(
                 status.get("conditions") or [],
                 st.PRUNE_REFUSED,
@@ -535,7 +539,6 @@ class Reconciler:
                 prune_plan.refused,
                 now,
             )
-            self.kube.event(app, "Warning", "PruneRefused", prune_plan.refused)
         else:
             status["conditions"] = st.remove_condition(status.get("conditions") or [], st.PRUNE_REFUSED)
         for ref in prune_plan.delete:
