@@ -589,11 +589,16 @@ class Reconciler:
             entries.append(entry)
             if fields:
                 annotations = ((obj_live or {}).get("metadata") or {}).get("annotations") or {}
-                drift_entries.append({
+                entry_drift: dict[str, Any] = {
                     "group": ref.group, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
-                    "fields": fields[:20], "by": str(annotations.get(DRIFTED_BY, "")),
-                    "at": str(annotations.get(DRIFTED_AT, "")),
-                })  # fmt: skip
+                    "fields": fields[:20],
+                }  # fmt: skip
+                # Who and when, as the drift guard stamped them in warn mode (when it did).
+                if annotations.get(DRIFTED_BY):
+                    entry_drift["by"] = str(annotations[DRIFTED_BY])
+                if parse_time(str(annotations.get(DRIFTED_AT, ""))):
+                    entry_drift["at"] = str(annotations[DRIFTED_AT])
+                drift_entries.append(entry_drift)
         for ref in kept:
             entry = st.resource_entry(ref, "", "OutOfSync", None)
             entry["requiresPruning"] = True
@@ -615,7 +620,7 @@ class Reconciler:
         after = {(d["kind"], d["namespace"], d["name"]) for d in drift_entries}
         for d in drift_entries:
             if (d["kind"], d["namespace"], d["name"]) not in before:
-                who = f" by {d['by']}" if d["by"] else ""
+                who = f" by {d['by']}" if d.get("by") else ""
                 self.kube.event(
                     app,
                     "Warning",
@@ -646,10 +651,12 @@ class Reconciler:
             until = str(annotations.get(BREAK_GLASS_UNTIL))
             entry = {
                 "group": ref.group, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
-                "by": str(annotations.get(DRIFTED_BY, "")),
-                "reason": str(annotations.get(BREAK_GLASS_REASON, "")),
-                "at": str(annotations.get(DRIFTED_AT, "")), "expiresAt": until,
+                "reason": str(annotations.get(BREAK_GLASS_REASON, "")), "expiresAt": until,
             }  # fmt: skip
+            if annotations.get(DRIFTED_BY):
+                entry["by"] = str(annotations[DRIFTED_BY])
+            if parse_time(str(annotations.get(DRIFTED_AT, ""))):
+                entry["at"] = str(annotations[DRIFTED_AT])
             if _break_glass_active(obj, self.clock()):
                 active.append(entry)
                 if (ref.kind, ref.namespace, ref.name, until) not in known:
