@@ -427,10 +427,10 @@ class Reconciler:
                 raise Step(st.PRUNE_FAILED if pruning else st.APPLY_FAILED, message)
         else:
             kept = [r for r in inventory if r not in desired]
-        if self._paused(app) is False and st.find_condition(
-            status.get("conditions") or [], st.AUTO_SYNC_PAUSED
-        ):
-            status["conditions"] = st.remove_condition(status["conditions"], st.AUTO_SYNC_PAUSED)
+        # A pause from an earlier rollback ends once the spec has changed since.
+        was_paused = st.find_condition((app.get("status") or {}).get("conditions") or [], st.AUTO_SYNC_PAUSED)
+        if was_paused and not self._paused(app) and "rollback" not in operation:
+            status["conditions"] = st.remove_condition(status.get("conditions") or [], st.AUTO_SYNC_PAUSED)
         self._report(app, key, target, status, desired, live, drifted, foreign, kept)
 
     def _end_break_glass(self, app: dict[str, Any], ref: ObjectRef, obj: dict[str, Any]) -> None:
