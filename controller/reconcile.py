@@ -432,6 +432,8 @@ class Reconciler:
         if was_paused and not self._paused(app) and "rollback" not in operation:
             status["conditions"] = st.remove_condition(status.get("conditions") or [], st.AUTO_SYNC_PAUSED)
         self._report(app, key, target, status, desired, live, drifted, foreign, kept)
+        if foreign:
+            raise Step(st.APPLY_FAILED, "; ".join(sorted(foreign.values())), temporary=False)
 
     def _end_break_glass(self, app: dict[str, Any], ref: ObjectRef, obj: dict[str, Any]) -> None:
         res = self.kube.resource_for(obj)
