@@ -47,12 +47,15 @@ write_kubeconfig(Path(path), {
 PY
 }
 
-# Served end to end: the extension answers its own readiness probe, and kube-apiserver proxies a
+# Served end to end: the extension answers its own readiness probe, kube-apiserver proxies a
 # discovery request to it (the APIService's Available condition may still be true from a
-# previous process, so it alone proves nothing).
+# previous process, so it alone proves nothing), and kubectl's discovery lists applications again
+# (kube-apiserver's merged discovery drops a group while its APIService is unavailable; this also
+# refreshes kubectl's on-disk cache, which may have recorded the gap).
 api_served() {
   curl -fsS --cacert "${EXTENSION_DIR}/tls/ca.crt" "https://127.0.0.1:${EXTENSION_PORT}/readyz" >/dev/null 2>&1 &&
-    k get --raw /apis/gitops.driftguard.io/v1alpha1 >/dev/null 2>&1
+    k get --raw /apis/gitops.driftguard.io/v1alpha1 >/dev/null 2>&1 &&
+    k api-resources --api-group=gitops.driftguard.io -o name 2>/dev/null | grep -q '^applications\.'
 }
 
 main() {

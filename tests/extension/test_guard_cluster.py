@@ -87,9 +87,7 @@ def as_controller(k: Kubectl, obj: dict[str, Any]) -> None:
 
 
 def owner(namespace: str) -> str:
-    return (
-        f"Application {namespace}/shop (git://127.0.0.1:9/shop.git, path apps/frontend, revision 3f2a9c1)"
-    )
+    return f"Application {namespace}/shop (git://127.0.0.1:9/shop.git, path apps/frontend, revision 3f2a9c1)"
 
 
 def status_of(k: Kubectl, namespace: str) -> dict[str, Any]:
