@@ -90,6 +90,7 @@ class Kube:
 
     def __init__(self, api: client.ApiClient, *, timeout: float = 30.0) -> None:
         self.api = api
+        self.api.user_agent = f"{FIELD_MANAGER}/v1alpha1"
         self.timeout = timeout
         self._resources: dict[tuple[str, str], Resource] = {}
         self._discovered_at = 0.0
@@ -270,8 +271,9 @@ class Kube:
     def put_app(self, app: dict[str, Any], sub: str = "") -> dict[str, Any]:
         meta = app["metadata"]
         written: dict[str, Any] = self.request(
-            "PUT", self.app_path(meta["namespace"], meta["name"], sub), body=app
-        )
+            "PUT", self.app_path(meta["namespace"], meta["name"], sub), body=app,
+            query={"fieldManager": FIELD_MANAGER},
+        )  # fmt: skip
         return written
 
     # --- events -------------------------------------------------------------------------------
