@@ -49,8 +49,9 @@ def notes_since(k: Kubectl, namespace: str, resource_version: str) -> list[tuple
     ).stdout  # fmt: skip
     events = [json.loads(line) for line in raw.splitlines() if line.strip()]
     notes = [(e["type"], e["object"]["metadata"].get("annotations", {}).get("note")) for e in events]
-    # The controller's status writes repeat the last note: only changes count.
-    return [note for n, note in enumerate(notes) if n == 0 or note != notes[n - 1]]
+    # The controller's status writes repeat the last note (or carry none yet): only changes count.
+    changes = [note for n, note in enumerate(notes) if n == 0 or note != notes[n - 1]]
+    return [change for change in changes if change[1] is not None]
 
 
 @pytest.fixture
