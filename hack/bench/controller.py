@@ -1,6 +1,7 @@
 """Benchmark of the controller on the local control plane, against its floor, in one run.
 
-1. N Applications (default 1,000) of 4 objects each (ConfigMap, Secret, Service, ServiceAccount)
+1. N Applications (default 1,000) of 4 objects each (ConfigMap, Secret, headless Service (the
+   local service CIDR holds 254 addresses), ServiceAccount)
    from local repositories served by git daemon on loopback: time from creating them to all
    Synced, and the controller's peak RSS (VmHWM).
 2. The floor: ``kubectl apply --server-side`` of the same objects (other names) in one call.
@@ -42,7 +43,7 @@ def objects(app: str) -> dict[str, str]:
         ),
         f"{app}/svc.yaml": (
             f"apiVersion: v1\nkind: Service\nmetadata: {{name: {app}}}\n"
-            f"spec: {{selector: {{app: {app}}}, ports: [{{port: 80}}]}}\n"
+            f"spec: {{clusterIP: None, selector: {{app: {app}}}, ports: [{{port: 80}}]}}\n"
         ),
         f"{app}/sa.yaml": f"apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {app}}}\n",
     }
