@@ -101,6 +101,8 @@ class Reconciler:
         # (url, revision) -> (sha, monotonic time fetched): watch-driven reconciles reuse a fresh
         # fetch; the poll and the webhook receiver make them stale.
         self._resolved: dict[tuple[str, str], tuple[str, float]] = {}
+        self._stale_since: dict[str, float] = {}
+        self._fetching: dict[str, threading.Lock] = {}
         self._rendered: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         # resourceVersions this controller wrote, so that the watch can skip its own echoes.
@@ -109,33 +111,49 @@ class Reconciler:
 
     # --- Git and render ---------------------------------------------------------------------
     def expire(self, repo_url: str | None = None) -> None:
-        """Forget resolved revisions (of one repo, or all): the next reconcile fetches."""
+        """Mark resolved revisions (of one repo, or all) stale: the next reconcile fetches."""
+        now = time.monotonic()
         with self._lock:
-            for key in list(self._resolved):
-                if repo_url is None or key[0] == repo_url:
-                    del self._resolved[key]
+            for url in {key[0] for key in self._resolved} | ({repo_url} if repo_url else set()):
+                if repo_url is None or url == repo_url:
+                    self._stale_since[url] = now
 
-    def _resolve(self, url: str, revision: str) -> str:
+    def _fresh(self, url: str, revision: str) -> str | None:
         with self._lock:
             cached = self._resolved.get((url, revision))
-        if cached and time.monotonic() - cached[1] < self.options.poll_seconds:
+            stale_since = self._stale_since.get(url, 0.0)
+        if cached and cached[1] > stale_since and time.monotonic() - cached[1] < self.options.poll_seconds:
             return cached[0]
-        secrets = self.kube.request(
-            "GET",
-            f"/api/v1/namespaces/{self.options.namespace}/secrets",
-            query={"labelSelector": SECRETS_LABEL},
-        )
-        creds = credentials_for(url, secrets.get("items") or [])
-        started = time.monotonic()
-        try:
-            sha = self.repos.resolve(url, revision, creds)
-        except GitError as exc:
-            raise Step(st.FETCH_FAILED, str(exc)) from exc
-        finally:
-            self.metrics.git_fetch.observe(time.monotonic() - started)
+        return None
+
+    def _resolve(self, url: str, revision: str) -> str:
+        sha = self._fresh(url, revision)
+        if sha is not None:
+            return sha
+        # One fetch per repository at a time: the Applications a push woke all wait for the first
+        # fetch and reuse its answer instead of fetching once each.
         with self._lock:
-            self._resolved[(url, revision)] = (sha, time.monotonic())
-        return sha
+            url_lock = self._fetching.setdefault(url, threading.Lock())
+        with url_lock:
+            sha = self._fresh(url, revision)
+            if sha is not None:
+                return sha
+            secrets = self.kube.request(
+                "GET",
+                f"/api/v1/namespaces/{self.options.namespace}/secrets",
+                query={"labelSelector": SECRETS_LABEL},
+            )
+            creds = credentials_for(url, secrets.get("items") or [])
+            started = time.monotonic()
+            try:
+                sha = self.repos.resolve(url, revision, creds)
+            except GitError as exc:
+                raise Step(st.FETCH_FAILED, str(exc)) from exc
+            finally:
+                self.metrics.git_fetch.observe(time.monotonic() - started)
+            with self._lock:
+                self._resolved[(url, revision)] = (sha, started)
+            return sha
 
     def _render(
         self, url: str, sha: str, source: dict[str, Any], destination_ns: str
@@ -241,7 +259,8 @@ class Reconciler:
             status["reconciledAt"] = now
             if not self._paused(app):
                 status["observedGeneration"] = app["metadata"].get("generation", 1)
-            self._write_status(app, status, operation)
+            if operation is not None or _changed(old_status, status, self.clock()):
+                self._write_status(app, status, operation)
             self.metrics.reconcile.observe(time.monotonic() - started)
         if outcome.requeue_after is None and spec.get("syncPolicy", {}).get("automated"):
             outcome.requeue_after = self.options.poll_seconds
@@ -762,6 +781,19 @@ class Reconciler:
                 log.info("[%s] released %s (Application deleted without %s)", key, ref, RESOURCES_FINALIZER)
             except KubeError as exc:
                 log.warning("[%s] could not release %s: %s", key, ref, exc.message)
+
+
+# reconciledAt alone is refreshed at most this often: a reconcile that changes nothing else (most
+# of them, with many Applications) then writes nothing.
+RECONCILED_AT_REFRESH = datetime.timedelta(minutes=5)
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any], now: datetime.datetime) -> bool:
+    strip = ("reconciledAt",)
+    if {k: v for k, v in old.items() if k not in strip} != {k: v for k, v in new.items() if k not in strip}:
+        return True
+    last = parse_time(str(old.get("reconciledAt", "")))
+    return last is None or now - last >= RECONCILED_AT_REFRESH
 
 
 def _wkey(ref: ObjectRef) -> tuple[str, str, str, str]:
