@@ -155,8 +155,10 @@ class Manager:
                 for app in listing:
                     self.apps.setdefault(AppKey(app["metadata"]["namespace"], app["metadata"]["name"]), app)
                 keys = list(self.apps)
-            for key in keys:  # spread over a tenth of the interval so fetches do not come in a burst
-                self.queue.add(key, random.uniform(0, self.poll_seconds / 10))  # noqa: S311
+            # Spread over most of the interval: fetches do not come in a burst, and an Application
+            # a watch or a push wakes (due now) never queues behind a whole poll's worth of them.
+            for key in keys:
+                self.queue.add(key, random.uniform(0, self.poll_seconds * 0.8))  # noqa: S311
 
     # --- Applications ---------------------------------------------------------------------------
     def _watch_apps(self) -> None:
