@@ -10,7 +10,9 @@ DRIFTGUARD_WEBHOOK_SECRET=${DRIFTGUARD_WEBHOOK_SECRET:-local-webhook-secret}
 REPO_URL=${1:-git://127.0.0.1:${DEMO_GIT_PORT}/shop.git}
 
 case ${1:-} in -h | --help) echo "usage: hack/demo-push.sh [repo-url]  (default ${REPO_URL})"; exit 0 ;; esac
-body=$(printf '{"ref":"refs/heads/main","repository":{"clone_url":"%s"}}' "${REPO_URL}")
+after=$(git ls-remote "${REPO_URL}" refs/heads/main 2>/dev/null | cut -f1)
+body=$(printf '{"ref":"refs/heads/main","after":"%s","repository":{"clone_url":"%s"}}' \
+  "${after:-0000000000000000000000000000000000000000}" "${REPO_URL}")
 signature=$(printf '%s' "${body}" | openssl dgst -sha256 -hmac "${DRIFTGUARD_WEBHOOK_SECRET}" -r | cut -d' ' -f1)
 curl -fsS -X POST "http://127.0.0.1:${CONTROLLER_PORT}/api/webhook" -H "Content-Type: application/json" \
   -H "X-GitHub-Event: push" -H "X-Hub-Signature-256: sha256=${signature}" --data "${body}"
