@@ -9,7 +9,6 @@ polling them; Git is polled (with jitter) and refreshed at once by the webhook r
 from __future__ import annotations
 
 import copy
-import datetime
 import heapq
 import http.server
 import json
@@ -367,7 +366,3 @@ def serve(manager: Manager, bind: str, ready: Callable[[], list[str]]) -> http.s
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server
-
-
-def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)

@@ -32,7 +32,6 @@ from extension.api.tracking import (
     BREAK_GLASS_UNTIL,
     DRIFTED_AT,
     DRIFTED_BY,
-    DRIFTED_FIELDS,
     MANAGED_LABEL,
     RESOURCES_FINALIZER,
     TRACKING_ANNOTATION,
@@ -835,6 +834,3 @@ def _seconds(text: Any, default: float) -> float:
         total += float(number) * unit
         number = ""
     return total + (float(number) if number else 0.0)
-
-
-__all__ = ["DRIFTED_FIELDS", "Options", "Outcome", "Reconciler"]
