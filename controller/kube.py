@@ -205,14 +205,18 @@ class Kube:
         return res
 
     # --- objects ------------------------------------------------------------------------------
-    def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+    def _get(self, path: str) -> dict[str, Any] | None:
+        """The object at ``path``, or None when it does not exist."""
         try:
-            found: dict[str, Any] = self.request("GET", res.path(namespace, name))
+            found: dict[str, Any] = self.request("GET", path)
         except KubeError as exc:
             if exc.code == 404:
                 return None
             raise
         return found
+
+    def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(res.path(namespace, name))
 
     def list(self, res: Resource, label_selector: str = "") -> dict[str, Any]:
         listing: dict[str, Any] = self.request(
@@ -260,13 +264,7 @@ class Kube:
         return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
 
     def get_app(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            app: dict[str, Any] = self.request("GET", self.app_path(namespace, name))
-        except KubeError as exc:
-            if exc.code == 404:
-                return None
-            raise
-        return app
+        return self._get(self.app_path(namespace, name))
 
     def put_app(self, app: dict[str, Any], sub: str = "") -> dict[str, Any]:
         meta = app["metadata"]

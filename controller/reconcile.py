@@ -24,7 +24,7 @@ from controller import diff, health, plan
 from controller import status as st
 from controller.credentials import credentials_for
 from controller.git import GitError, RepoCache
-from controller.kube import Kube, KubeError
+from controller.kube import Kube, KubeError, Resource
 from controller.metrics import Metrics
 from controller.render import Limits, RenderError, render
 from extension.api.tracking import (
@@ -39,6 +39,7 @@ from extension.api.tracking import (
     ObjectRef,
     claimed_app,
 )
+from extension.api.validation import parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -285,9 +286,9 @@ class Reconciler:
         attempts = self.failures[key] = self.failures.get(key, 0) + 1
         retry = (app.get("spec") or {}).get("syncPolicy", {}).get("retry") or {}
         backoff = retry.get("backoff") or {}
-        base = _seconds(backoff.get("duration"), 5.0)
+        base = parse_duration(str(backoff.get("duration") or "5s")) or 5.0
         factor = float(backoff.get("factor") or 2)
-        cap = _seconds(backoff.get("maxDuration"), 180.0)
+        cap = parse_duration(str(backoff.get("maxDuration") or "3m")) or 180.0
         limit = int(retry.get("limit", 5))
         self.metrics.syncs.labels(result="failed").inc()
         if limit >= 0 and attempts > limit and not exc.temporary:
@@ -396,7 +397,7 @@ class Reconciler:
                 no_prune = [
                     r
                     for r in inventory
-                    if plan.object_options(self._inventory_live(r) or {}).get("Prune") == "false"
+                    if plan.object_options((self._inventory_live(r) or (None, {}))[1]).get("Prune") == "false"
                 ]
                 prune_plan = plan.plan_prune(
                     inventory, desired, prune=prune_on, no_prune=no_prune,
@@ -467,9 +468,11 @@ class Reconciler:
         self.kube.event(app, "Normal", "BreakGlassExpired", message)
         self.kube.event(ended, "Normal", "BreakGlassExpired", message)
 
-    def _inventory_live(self, ref: ObjectRef) -> dict[str, Any] | None:
+    def _inventory_live(self, ref: ObjectRef) -> tuple[Resource, dict[str, Any]] | None:
+        """An inventory entry's live object with its resource, or None when it is gone."""
         res = self.kube.resource(ref.group, ref.kind)
-        return None if res is None else self.kube.get(res, ref.namespace, ref.name)
+        obj = None if res is None else self.kube.get(res, ref.namespace, ref.name)
+        return None if res is None or obj is None else (res, obj)
 
     def _sync(
         self, app: dict[str, Any], key: AppKey, target: Target, desired: dict[ObjectRef, dict[str, Any]],
@@ -562,17 +565,16 @@ class Reconciler:
         else:
             status["conditions"] = st.remove_condition(status.get("conditions") or [], st.PRUNE_REFUSED)
         for ref in prune_plan.delete:
-            res = self.kube.resource(ref.group, ref.kind)
             try:
-                obj = self.kube.get(res, ref.namespace, ref.name) if res else None
-                if obj is None:
+                found = self._inventory_live(ref)
+                if found is None:
                     changes.add(ref, "pruned", "already gone")
                     continue
+                res, obj = found
                 if claimed_app(obj) != key:
                     # Never prune what this Application does not own by its tracking id.
                     changes.add(ref, "pruned", "no longer carries this Application's tracking id; left alone")
                     continue
-                assert res is not None
                 self.kube.delete(res, ref.namespace, ref.name, uid=obj["metadata"].get("uid"))
                 changes.add(ref, "pruned")
                 self.kube.event(app, "Normal", "Pruned", f"{ref} left Git and was deleted")
@@ -740,12 +742,11 @@ class Reconciler:
         for ref in plan.plan_prune(
             st.inventory(app.get("status") or {}), [], prune=True, confirmed=True
         ).delete:
-            res = self.kube.resource(ref.group, ref.kind)
-            obj = self.kube.get(res, ref.namespace, ref.name) if res else None
-            if obj is None or claimed_app(obj) != key:
+            found = self._inventory_live(ref)
+            if found is None or claimed_app(found[1]) != key:
                 continue
+            res, obj = found
             try:
-                assert res is not None
                 self.kube.delete(res, ref.namespace, ref.name, uid=obj["metadata"].get("uid"))
                 log.info("[%s] deleted %s (Application deleted)", key, ref)
             except KubeError as exc:
@@ -768,10 +769,10 @@ class Reconciler:
         the managed marks, so the guard lets them go."""
         key = AppKey(app["metadata"]["namespace"], app["metadata"]["name"])
         for ref in st.inventory(app.get("status") or {}):
-            res = self.kube.resource(ref.group, ref.kind)
-            obj = self.kube.get(res, ref.namespace, ref.name) if res else None
-            if obj is None or claimed_app(obj) != key or res is None:
+            found = self._inventory_live(ref)
+            if found is None or claimed_app(found[1]) != key:
                 continue
+            res = found[0]
             patch = {
                 "metadata": {"labels": {MANAGED_LABEL: None}, "annotations": {TRACKING_ANNOTATION: None}}
             }
@@ -817,20 +818,3 @@ def next_expiry(status: dict[str, Any], now: datetime.datetime) -> float | None:
     ]
     left = [(t - now).total_seconds() for t in times if t is not None]
     return max(0.0, min(left)) if left else None
-
-
-def _seconds(text: Any, default: float) -> float:
-    if not text:
-        return default
-    value, total = str(text).strip(), 0.0
-    number = ""
-    for char in value:
-        if char.isdigit() or char == ".":
-            number += char
-            continue
-        unit = {"h": 3600, "m": 60, "s": 1}.get(char)
-        if unit is None or not number:
-            return default
-        total += float(number) * unit
-        number = ""
-    return total + (float(number) if number else 0.0)
