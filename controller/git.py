@@ -24,10 +24,11 @@ import stat
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import git
@@ -197,13 +198,20 @@ class RepoCache:
     different URLs proceed in parallel. Every git command is killed after ``timeout_seconds``.
     """
 
-    def __init__(self, root: Path, *, timeout_seconds: float = 60.0) -> None:
+    def __init__(self, root: Path, *, timeout_seconds: float = 60.0, idle_trees: int = 16) -> None:
         self.root = root
         self.timeout_seconds = timeout_seconds
+        self.idle_trees = idle_trees
+        # (url, sha) -> [tree, borrowers]; idle trees (no borrower) are kept, least recently used
+        # first out, so that the Applications of one commit share one extraction.
+        self._shared: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
+        self._shared_guard = threading.Lock()
         self._trees = root / "trees"
         self._tmp = root / "tmp"
         for directory in (root, self._trees, self._tmp):
             directory.mkdir(parents=True, exist_ok=True)
+        for leftover in self._trees.iterdir():  # from an earlier process: nobody borrows them now
+            _remove_tree(leftover)
         self._askpass = self._install_askpass()
         self._git = git.Git(str(root))
         self._locks: dict[str, threading.Lock] = {}
@@ -254,7 +262,10 @@ class RepoCache:
 
     @contextmanager
     def checkout(self, url: str, sha: str) -> Iterator[Path]:
-        """A private read-only tree of commit ``sha`` (as resolved from ``url``), deleted on exit.
+        """A read-only tree of commit ``sha`` (as resolved from ``url``), shared by every caller
+        that borrows the same commit: a commit's content never changes, and nobody can write to
+        the tree. After the last borrower, the tree stays for reuse; beyond ``idle_trees`` idle
+        trees, the least recently used are deleted.
 
         Files keep their executable bits and symlinks; submodules are left out. Callers needing
         scratch space copy what they need.
@@ -262,9 +273,32 @@ class RepoCache:
         shown = redact(url, ())
         if not _FULL_SHA.fullmatch(sha):
             raise GitError(f"cannot check out {sha!r} from {shown}: not a full commit SHA")
+        key = (url, sha)
+        with self._lock(url):  # one extraction per commit, however many borrowers wait
+            with self._shared_guard:
+                entry = self._shared.get(key)
+                if entry is not None:
+                    entry[1] += 1
+                    self._shared.move_to_end(key)
+            if entry is None:
+                entry = [self._extract(url, sha, shown), 1]
+                with self._shared_guard:
+                    self._shared[key] = entry
+        try:
+            yield cast(Path, entry[0])
+        finally:
+            with self._shared_guard:
+                entry[1] -= 1
+                idle = [k for k, e in self._shared.items() if e[1] == 0]
+                evicted = [self._shared.pop(k)[0] for k in idle[: max(0, len(idle) - self.idle_trees)]]
+            for tree in evicted:
+                _remove_tree(tree)
+
+    def _extract(self, url: str, sha: str, shown: str) -> Path:
+        """Extract commit ``sha`` into a new read-only tree; the caller holds the URL's lock."""
         tree = Path(tempfile.mkdtemp(prefix=f"{sha}-", dir=self._trees))
         try:
-            with self._lock(url), tempfile.TemporaryDirectory(dir=self._tmp) as scratch:
+            with tempfile.TemporaryDirectory(dir=self._tmp) as scratch:
                 mirror = self.mirror_path(url)
                 if not mirror.is_dir() or self._rev_parse(mirror, sha) != sha:
                     raise GitError(f"commit {sha} of {shown} is not in the cache; resolve a revision first")
@@ -275,9 +309,10 @@ class RepoCache:
                     [*base, "checkout-index", "--all", "--force"], env, f"checking out {sha} of {shown}"
                 )
             _make_read_only(tree)
-            yield tree
-        finally:
+        except BaseException:
             _remove_tree(tree)
+            raise
+        return tree
 
     # -- internals ---------------------------------------------------------------------------------
 

@@ -242,6 +242,8 @@ class Manager:
         while not self.stop.is_set():
             try:
                 version = self.kube.list(res, selector)["metadata"]["resourceVersion"]
+                # Changes before this list came as no event: compare every Application in full.
+                self.reconciler.forget()
                 query = {
                     "labelSelector": selector,
                     "resourceVersion": version,
@@ -268,17 +270,19 @@ class Manager:
     def _object_event(self, kind: str, obj: dict[str, Any]) -> None:
         if kind not in ("MODIFIED", "DELETED"):
             return
-        owner = claimed_app(obj)
+        ref = ObjectRef.of(obj)
+        written = self.reconciler.written.get((ref.group, ref.kind, ref.namespace, ref.name))
+        if kind == "MODIFIED" and written == obj["metadata"].get("resourceVersion"):
+            return  # our own apply coming back
+        # The tracking id names the Application; when someone removed it, the one that had the
+        # object in sync last.
+        owner = self.reconciler.touch(claimed_app(obj), ref)
         if owner is None:
             return
         with self._lock:
             app = self.apps.get(owner)
         if app is None:
             return
-        ref = ObjectRef.of(obj)
-        written = self.reconciler.written.get((ref.group, ref.kind, ref.namespace, ref.name))
-        if kind == "MODIFIED" and written == obj["metadata"].get("resourceVersion"):
-            return  # our own apply coming back
         self._drift_seen.setdefault(owner, time.monotonic())
         self.queue.add(owner)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
 import json
 import logging
 import threading
@@ -44,6 +45,10 @@ from extension.api.validation import parse_duration
 log = logging.getLogger(__name__)
 
 SECRETS_LABEL = "gitops.driftguard.io/secret-type=repository"
+# How long an Application found in sync may skip re-comparing its objects when nothing woke it but
+# the poll: the watches on managed objects report every change (see Reconciler.touch), so this is
+# only a safety net for a change a watch missed.
+QUIET_SECONDS = 600.0
 
 
 def now_text(clock: Callable[[], datetime.datetime]) -> str:
@@ -84,6 +89,23 @@ class Step(Exception):
         self.reason, self.message, self.temporary = reason, message, temporary
 
 
+@dataclass(frozen=True)
+class Quiet:
+    """An Application found in sync: while Git renders the same objects, the spec is the same and
+    no watch reported a change to its objects, comparing again would find the same."""
+
+    uid: str  # the Application's: one deleted and created again under its name starts afresh
+    digest: str  # of the rendered objects
+    generation: int
+    touched: int  # Reconciler.touch's count when the compare began
+    until: float  # monotonic: compare again after this, whatever
+
+    def same(self, other: Quiet) -> bool:
+        return (self.uid, self.digest, self.generation, self.touched) == (
+            other.uid, other.digest, other.generation, other.touched,
+        )  # fmt: skip
+
+
 @dataclass
 class Target:
     revision: str  # what was asked: a branch, tag, SHA or HEAD
@@ -108,6 +130,28 @@ class Reconciler:
         # resourceVersions this controller wrote, so that the watch can skip its own echoes.
         self.written: dict[tuple[str, str, str, str], str] = {}
         self.failures: dict[AppKey, int] = {}
+        self._touched: dict[AppKey, int] = {}
+        self._quiet: dict[AppKey, Quiet] = {}
+        self._owners: dict[ObjectRef, AppKey] = {}  # of the objects of quiet Applications
+
+    # --- what the watches tell ----------------------------------------------------------------
+    def touch(self, key: AppKey | None, ref: ObjectRef | None = None) -> AppKey | None:
+        """One of the Application's objects changed (not by this controller): compare it again.
+        Without ``key`` (the object lost its tracking id), the Application that last had ``ref``
+        in sync; returns the key touched, if any."""
+        with self._lock:
+            key = key or (self._owners.get(ref) if ref is not None else None)
+            if key is not None:
+                self._touched[key] = self._touched.get(key, 0) + 1
+        return key
+
+    def forget(self, key: AppKey | None = None) -> None:
+        """Compare one Application (or all) in full next time: a watch may have missed changes."""
+        with self._lock:
+            if key is None:
+                self._quiet.clear()
+            else:
+                self._quiet.pop(key, None)
 
     # --- Git and render ---------------------------------------------------------------------
     def expire(self, repo_url: str | None = None) -> None:
@@ -328,6 +372,19 @@ class Reconciler:
         rules = spec.get("ignoreDifferences") or []
         inventory = st.inventory(status)
         desired = {ObjectRef.of(o): o for o in target.objects}
+        with self._lock:
+            touched, quiet = self._touched.get(key, 0), self._quiet.get(key)
+        digest = hashlib.sha256(json.dumps(target.objects, sort_keys=True).encode()).hexdigest()
+        uid, generation = str(app["metadata"].get("uid")), int(app["metadata"].get("generation") or 0)
+        if (
+            not operation and quiet is not None and time.monotonic() < quiet.until
+            and quiet.same(Quiet(uid, digest, generation, touched, 0.0))
+            and (status.get("sync") or {}).get("status") == "Synced"
+        ):  # fmt: skip
+            # In sync when last compared, and nothing changed since: the same objects from Git
+            # (perhaps at a newer commit), the same spec, no change reported by the watches.
+            status.setdefault("sync", {})["revision"] = target.sha
+            return
         live: dict[ObjectRef, dict[str, Any] | None] = {}
         drifted: dict[ObjectRef, list[str] | None] = {}
         foreign: dict[ObjectRef, str] = {}
@@ -372,31 +429,18 @@ class Reconciler:
             self.kube.event(app, "Normal", "SyncStarted", started)
             if operation:
                 status["operationState"] = self._operation_state(app, "Running", "syncing", now, None)
-            if self._sync(
-                app,
-                key,
-                target,
-                desired,
-                live,
-                drifted,
-                foreign,
-                break_glass,
-                selected,
-                options,
-                inventory,
-                status,
-                changes,
-            ):
-                # Refresh what we compare and assess after the apply.
-                for ref, obj in desired.items():
-                    if ref in foreign:
-                        continue
-                    live[ref] = self._live(obj)
-                    drifted[ref] = [] if live[ref] is not None and ref not in break_glass else drifted[ref]
+            applied = self._sync(
+                app, key, target, desired, live, drifted, foreign, break_glass, selected, options,
+                inventory, status, changes,
+            )  # fmt: skip
+            # What the applies answered is the live state now: in sync.
+            for ref, obj in applied.items():
+                live[ref], drifted[ref] = obj, []
             if not changes.failed():
+                gone = [r for r in inventory if r not in desired]
                 no_prune = [
                     r
-                    for r in inventory
+                    for r in gone
                     if plan.object_options((self._inventory_live(r) or (None, {}))[1]).get("Prune") == "false"
                 ]
                 prune_plan = plan.plan_prune(
@@ -453,6 +497,14 @@ class Reconciler:
         self._report(app, key, target, status, desired, live, drifted, foreign, kept)
         if foreign:
             raise Step(st.APPLY_FAILED, "; ".join(sorted(foreign.values())), temporary=False)
+        drift = status.get("drift") or {}
+        in_sync = status["sync"]["status"] == "Synced" and not kept
+        if in_sync and not drift.get("resources") and not drift.get("breakGlass"):
+            with self._lock:
+                self._quiet[key] = Quiet(uid, digest, generation, touched, time.monotonic() + QUIET_SECONDS)
+                self._owners.update((ref, key) for ref in desired)
+        else:
+            self.forget(key)
 
     def _end_break_glass(self, app: dict[str, Any], ref: ObjectRef, obj: dict[str, Any]) -> None:
         res = self.kube.resource_for(obj)
@@ -479,7 +531,8 @@ class Reconciler:
         live: dict[ObjectRef, dict[str, Any] | None], drifted: dict[ObjectRef, list[str] | None],
         foreign: dict[ObjectRef, str], break_glass: set[ObjectRef], selected: set[ObjectRef],
         options: dict[str, str], inventory: list[ObjectRef], status: dict[str, Any], changes: plan.ChangeSet,
-    ) -> bool:  # fmt: skip
+    ) -> dict[ObjectRef, dict[str, Any]]:  # fmt: skip
+        """Apply in waves; returns the objects applied, as kube-apiserver answered."""
         spec = app.get("spec") or {}
         destination_ns = str((spec.get("destination") or {}).get("namespace") or "")
         if options.get("CreateNamespace") == "true" and destination_ns:
@@ -499,7 +552,7 @@ class Reconciler:
             status["resources"] = grown
             self._write_status(app, status, None, keep_operation=True)
         only_out_of_sync = options.get("ApplyOutOfSyncOnly") == "true"
-        applied = False
+        applied: dict[ObjectRef, dict[str, Any]] = {}
         steps = plan.waves(
             desired[r] for r in desired if r not in foreign and (not selected or r in selected)
         )
@@ -517,7 +570,7 @@ class Reconciler:
                 except KubeError as exc:
                     changes.add(ref, "failed", f"{exc.reason}: {exc.message}")
                     continue
-                applied = True
+                applied[ref] = result
                 self.written[_wkey(ref)] = result["metadata"].get("resourceVersion", "")
                 action = (
                     "created"

@@ -222,7 +222,7 @@ def test_fetches_are_logged_with_the_url_and_duration(
 # -- checkouts -------------------------------------------------------------------------------------
 
 
-def test_a_checkout_holds_exactly_the_commit_read_only_and_is_removed_afterwards(
+def test_a_checkout_holds_exactly_the_commit_read_only(
     server: GitServer, repo: str, cache: RepoCache, remote: tuple[str, Credentials | None]
 ) -> None:
     url, creds = remote
@@ -237,34 +237,58 @@ def test_a_checkout_holds_exactly_the_commit_read_only_and_is_removed_afterwards
         assert not os.stat(tree / "README.md").st_mode & stat.S_IXUSR
         for path in [tree, *tree.rglob("*")]:
             assert not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH), path
-    assert not tree.exists()
 
     with cache.checkout(url, cache.resolve(url, "main", creds)) as tree:
         assert cache.resolve(url, "main", creds) == later
         assert "guestbook/service.yaml" not in tree_contents(tree)
-    assert list((cache.root / "trees").iterdir()) == []
 
 
-def test_a_checkout_is_removed_when_the_caller_fails(server: GitServer, repo: str, cache: RepoCache) -> None:
-    url = server.git_url(repo)
-    sha = cache.resolve(url, "main")
-    with pytest.raises(RuntimeError, match="render failed"), cache.checkout(url, sha) as tree:
-        raise RuntimeError("render failed")
-    assert not tree.exists()
-
-
-def test_checkouts_of_the_same_and_different_commits_do_not_share_a_tree(
-    server: GitServer, repo: str, cache: RepoCache
+def test_borrowers_of_one_commit_share_a_tree_and_idle_trees_beyond_the_limit_are_deleted(
+    server: GitServer, repo: str, tmp_path: Path
 ) -> None:
+    cache = RepoCache(tmp_path / "cache", idle_trees=1)
     url = server.git_url(repo)
     old = cache.resolve(url, "main")
     new = server.commit(repo, {"README.md": "# changed\n"})
     assert cache.resolve(url, "main") == new
 
     with cache.checkout(url, old) as a, cache.checkout(url, old) as b, cache.checkout(url, new) as c:
-        assert len({a, b, c}) == 3
-        assert (a / "README.md").read_text() == (b / "README.md").read_text() == "# apps\n"
+        assert a == b != c
+        assert (a / "README.md").read_text() == "# apps\n"
         assert (c / "README.md").read_text() == "# changed\n"
+    # Both idle now: the least recently used (old) went, new stays for the next borrower.
+    assert not a.exists()
+    assert c.exists()
+    with cache.checkout(url, new) as again:
+        assert again == c
+    with cache.checkout(url, old) as back:
+        assert back != a and (back / "README.md").read_text() == "# apps\n"
+    assert not c.exists() and back.exists()
+    assert list((cache.root / "trees").iterdir()) == [back]
+
+
+def test_a_failing_borrower_leaves_the_tree_intact_for_the_next(
+    server: GitServer, repo: str, cache: RepoCache
+) -> None:
+    url = server.git_url(repo)
+    sha = cache.resolve(url, "main")
+    with pytest.raises(RuntimeError, match="render failed"), cache.checkout(url, sha) as tree:
+        raise RuntimeError("render failed")
+    with cache.checkout(url, sha) as again:
+        assert again == tree
+        assert tree_contents(again) == FILES
+
+
+def test_trees_left_by_an_earlier_process_are_deleted_on_start(
+    server: GitServer, repo: str, tmp_path: Path
+) -> None:
+    url = server.git_url(repo)
+    first = RepoCache(tmp_path / "cache")
+    with first.checkout(url, first.resolve(url, "main")) as tree:
+        pass
+    assert tree.exists()
+    RepoCache(tmp_path / "cache")
+    assert not tree.exists()
 
 
 def test_checking_out_a_commit_the_cache_never_fetched_fails_and_leaves_nothing(
@@ -304,7 +328,7 @@ def test_eight_threads_resolving_and_checking_out_one_repository_each_get_their_
     assert results == [
         (branch, sha, f"{branch.removeprefix('branch-')}\n") for branch, sha in commits.items()
     ]
-    assert list((cache.root / "trees").iterdir()) == []
+    assert len(list((cache.root / "trees").iterdir())) == 8, "one tree per commit, none leaked"
 
 
 # -- a damaged mirror --------------------------------------------------------------------------------
