@@ -20,6 +20,10 @@ class Metrics:
             "driftguard_reconcile_duration_seconds", "Time of one reconcile, sync included.",
             buckets=_SECONDS, registry=r,
         )  # fmt: skip
+        self.compares = Counter(
+            "driftguard_compares", "Comparisons of an Application's objects with Git: full, or skipped "
+            "because nothing changed since the last one found them in sync.", ["mode"], registry=r,
+        )  # fmt: skip
         self.drift = Counter("driftguard_drift_detections", "Drifted resources detected.", registry=r)
         self.restore = Histogram(
             "driftguard_drift_restore_seconds", "From a watch event showing drift to the restoring apply.",

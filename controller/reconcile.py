@@ -383,8 +383,14 @@ class Reconciler:
         ):  # fmt: skip
             # In sync when last compared, and nothing changed since: the same objects from Git
             # (perhaps at a newer commit), the same spec, no change reported by the watches.
-            status.setdefault("sync", {})["revision"] = target.sha
+            self.metrics.compares.labels(mode="skipped").inc()
+            before = status.setdefault("sync", {}).get("revision")
+            if before != target.sha:
+                log.info("[%s] revision %s renders the same objects as %s: in sync, nothing to apply",
+                         key, st.short(target.sha), st.short(str(before)))  # fmt: skip
+            status["sync"]["revision"] = target.sha
             return
+        self.metrics.compares.labels(mode="full").inc()
         live: dict[ObjectRef, dict[str, Any] | None] = {}
         drifted: dict[ObjectRef, list[str] | None] = {}
         foreign: dict[ObjectRef, str] = {}

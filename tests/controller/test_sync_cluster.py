@@ -209,6 +209,40 @@ def test_a_hand_edit_is_restored_by_self_heal_when_the_guard_is_off(
     assert "DriftDetected" in events or "Synced" in events
 
 
+def test_a_commit_that_leaves_the_objects_alone_moves_the_revision_without_comparing_again(
+    apps: Apps, git_server: GitServer, repo: str, kubectl: Kubectl, namespace: str
+) -> None:
+    """A synced Application is compared again only when something changed: the objects Git
+    renders, the spec, or (through the watches) a live object. A hand edit after a skipped
+    compare is still restored."""
+    git_server.commit(repo, {"app/cm.yaml": configmap("settings", "from-git")})
+    url = git_server.git_url(repo)
+    apps.create(
+        "shop", {"repoURL": url, "path": "app"},
+        syncPolicy={"automated": {"selfHeal": True}}, driftGuard={"mode": "off"},
+    )  # fmt: skip
+    apps.wait_synced("shop")
+    log_file = LOCAL_DIR / "logs" / "driftguard-controller.log"
+    offset = log_file.stat().st_size
+    other = git_server.commit(repo, {"README.md": "# not rendered: outside the path\n"})
+    code, _ = push_webhook(url)
+    assert code == 200
+    apps.wait_synced("shop", other, timeout=30)
+    with log_file.open() as log:
+        log.seek(offset)
+        lines = [line for line in log if f"[{namespace}/shop]" in line]
+    assert any(f"revision {other[:7]} renders the same objects as" in line for line in lines), lines
+    assert not any("syncing revision" in line for line in lines), lines
+
+    kubectl("patch", "-n", namespace, "configmap", "settings", "--type=merge", "-p",
+            '{"data":{"value":"by-hand"}}')  # fmt: skip
+    wait_for(
+        lambda: (get(kubectl, namespace, "configmap", "settings") or {})["data"]["value"] == "from-git",
+        "the hand edit after a skipped compare to be restored",
+        timeout=30,
+    )
+
+
 def test_without_self_heal_drift_is_reported_with_the_fields_that_changed(
     apps: Apps, git_server: GitServer, repo: str, kubectl: Kubectl, namespace: str
 ) -> None:
