@@ -1,5 +1,5 @@
 """The Flask app: the aggregated API for applications.gitops.driftguard.io, the drift guard's
-admission webhooks (``/validate``, ``/mutate``), plus health.
+admission webhooks (``/validate``, ``/mutate``, in a WSGI layer before Flask), plus health.
 
 Views only parse and serialize: authentication and authorization are in ``auth``, the verbs in
 ``resources``, the wire formats in ``api``, the guard's decisions in ``guard``. Every error is a
@@ -103,8 +103,71 @@ def _body() -> Any:
         raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
 
 
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+}
+WEBHOOK_PATHS = ("/validate", "/mutate")
+
+
+class Webhooks:
+    """The drift guard's admission webhooks, served before Flask: kube-apiserver waits for them on
+    every write to a managed object, and Flask's request machinery would cost more than the
+    verdict itself (measured in the README). Everything else goes to the Flask app.
+
+    They need no authentication: they only answer, they change nothing, and kube-apiserver reaches
+    them over TLS it verifies against the caBundle (it presents no client certificate)."""
+
+    def __init__(self, app: Callable[..., Any], guard: Guard | None) -> None:
+        self.app, self.guard = app, guard
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path not in WEBHOOK_PATHS:
+            return self.app(environ, start_response)
+        try:
+            code, body = self._answer(environ, path)
+        except Exception:  # a bug answers a Status, never a bare 500 page
+            log.exception("unhandled error on %s %s", environ.get("REQUEST_METHOD"), path)
+            code, body = 500, errors.internal("the drift guard failed; see its log").status()
+        data = json.dumps(body, separators=(",", ":")).encode()
+        start_response(
+            f"{code} {_REASONS.get(code, '')}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+    def _answer(self, environ: dict[str, Any], path: str) -> tuple[int, dict[str, Any]]:
+        method = environ.get("REQUEST_METHOD", "")
+        if method != "POST":
+            return 405, errors.method_not_allowed(method, path).status()
+        if self.guard is None:
+            return 404, errors.APIError(
+                404, "NotFound", "the drift guard is not enabled on this server"
+            ).status()
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            return 400, reviews.bad_request("the Content-Length header is not a number")
+        if length > MAX_REVIEW_BYTES:
+            return 400, reviews.bad_request(
+                f"the AdmissionReview is larger than the limit of {MAX_REVIEW_BYTES} bytes"
+            )
+        # Without a length (chunked), read one byte past the limit to tell an oversized body.
+        body = environ["wsgi.input"].read(length if length >= 0 else MAX_REVIEW_BYTES + 1)
+        if len(body) > MAX_REVIEW_BYTES:
+            return 400, reviews.bad_request(
+                f"the AdmissionReview is larger than the limit of {MAX_REVIEW_BYTES} bytes"
+            )
+        return self.guard.validate(body) if path == "/validate" else self.guard.mutate(body)
+
+
 def create_app(deps: Deps) -> Flask:
     app = Flask(__name__)
+    app.wsgi_app = Webhooks(app.wsgi_app, deps.guard)  # type: ignore[method-assign]
     watch_slots = threading.BoundedSemaphore(deps.max_watches)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
 
@@ -144,29 +207,6 @@ def create_app(deps: Deps) -> Flask:
         if missing:
             return Response("not ready: " + "; ".join(missing), status=503, mimetype="text/plain")
         return Response("ok", mimetype="text/plain")
-
-    # --- admission webhooks: called by kube-apiserver, which presents no client certificate ----
-    # They need no authentication: they only answer, they change nothing, and kube-apiserver
-    # reaches them over TLS it verifies against the caBundle.
-    def webhook(call: Callable[[bytes], tuple[int, dict[str, Any]]]) -> Response:
-        if deps.guard is None:
-            raise errors.APIError(404, "NotFound", "the drift guard is not enabled on this server")
-        request.max_content_length = MAX_REVIEW_BYTES
-        try:
-            body = request.get_data(cache=False)
-        except RequestEntityTooLarge:
-            message = f"the AdmissionReview is larger than the limit of {MAX_REVIEW_BYTES} bytes"
-            return _json(reviews.bad_request(message), 400)
-        code, payload = call(body)
-        return _json(payload, code)
-
-    @app.post("/validate")
-    def validate() -> Response:
-        return webhook(lambda body: deps.guard.validate(body) if deps.guard else (404, {}))
-
-    @app.post("/mutate")
-    def mutate() -> Response:
-        return webhook(lambda body: deps.guard.mutate(body) if deps.guard else (404, {}))
 
     # --- authenticated from here on ----------------------------------------------------------
     def user() -> User:
