@@ -11,9 +11,13 @@ three see the same machine load:
   (c) guard: managed by an Application (managed label, tracking id, applied with server-side apply
              as the controller, listed in the inventory): the guard's mutating webhook, which
              decides UPDATEs, is called.
+  (d) floor: a mutating webhook registered as the guard's (same selectors and matchConditions)
+             but served by hack/bench/floor_webhook.py, a bare WSGI callable that allows
+             everything, under gunicorn with the extension's worker model: what any Python
+             webhook under gunicorn costs, so that (c) - (d) is the guard's own work.
 
 Each round sends an allowed update (an annotation nobody owns) and a denied one (data.color, which
-Git owns; under (a) it is simply stored). Reports p50/p99 per case and what (b) and (c) add over (a).
+Git owns; under (a) and (d) it is simply stored). Reports p50/p99 per case and what (b) and (c) add over (a).
 The allowed update sets the annotation to the value it already has: kube-apiserver admits it in
 full (every webhook and policy is called) and then finds nothing to store. A real change would wake
 the controller, if one runs, on every round of (c) alone (its watch on managed objects), and its
@@ -29,6 +33,7 @@ Needs the local control plane with driftguard installed (hack/bench/guard.sh doe
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import copy
 import http.client
@@ -37,11 +42,15 @@ import random
 import ssl
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+from certs import pki
 from hack.bench.api import REPO, Conn, percentile
 
 NAMESPACE = "driftguard-bench-guard"
@@ -53,7 +62,9 @@ POLICY = "driftguard-bench-coarse"
 MERGE = "application/merge-patch+json"
 # The coarse rule: nobody but the controller changes data (CEL cannot see per-field ownership).
 RULE = f"request.userInfo.username == '{CONTROLLER}' || object.data == oldObject.data"
-CASES = ("none", "vap", "guard")
+CASES = ("none", "vap", "guard", "floor")
+FLOOR_PORT = 9444
+FLOOR_LABEL = "bench.driftguard.io/floor"
 DENIED = (403, 422)  # the guard answers Forbidden; a ValidatingAdmissionPolicy, Invalid
 
 
@@ -124,6 +135,41 @@ def policy() -> list[dict[str, Any]]:
     ]
 
 
+@contextlib.contextmanager
+def floor_webhook(directory: Path) -> Iterator[None]:
+    """hack/bench/floor_webhook.py under gunicorn on 127.0.0.1, registered like the guard's
+    mutating webhook for the ConfigMap labelled FLOOR_LABEL."""
+    ca = pki.new_ca("driftguard-bench-floor")
+    leaf = pki.new_serving_cert(ca, "127.0.0.1", ip_addresses=["127.0.0.1"])
+    (directory / "tls.crt").write_bytes(leaf.cert_pem)
+    (directory / "tls.key").write_bytes(leaf.key_pem)
+    gunicorn = REPO / ".local" / "venv" / "bin" / "gunicorn"
+    server = subprocess.Popen(
+        [str(gunicorn), "-k", "gthread", "-w", "1", "--threads", "8", "--keep-alive", "75",
+         "--certfile", str(directory / "tls.crt"), "--keyfile", str(directory / "tls.key"),
+         "-b", f"127.0.0.1:{FLOOR_PORT}", "hack.bench.floor_webhook:app"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    guard = json.loads(
+        kubectl("get", "mutatingwebhookconfiguration", "driftguard-guard", "-o", "json").stdout
+    )
+    webhook = copy.deepcopy(guard["webhooks"][0])
+    webhook.update(
+        name="floor.bench.driftguard.io",
+        clientConfig={"url": f"https://127.0.0.1:{FLOOR_PORT}/mutate",
+                      "caBundle": base64.b64encode(ca.cert_pem).decode()},
+        objectSelector={"matchLabels": {FLOOR_LABEL: "true"}},
+    )  # fmt: skip
+    config = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+              "metadata": {"name": POLICY}, "webhooks": [webhook]}  # fmt: skip
+    try:
+        kubectl("apply", "-f", "-", input=json.dumps(config))
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def set_up() -> None:
     def namespace_active() -> bool:  # a previous run's namespace may still be terminating
         kubectl("create", "namespace", NAMESPACE, check=False)
@@ -167,6 +213,7 @@ def set_up() -> None:
         configmap("none", {}, {}),
         configmap("vap", {"bench.driftguard.io/vap": "true"}, {}),
         configmap("guard", {LABEL: "true"}, {TRACKING: f"{NAMESPACE}/shop:/ConfigMap:{NAMESPACE}/guard"}),
+        configmap("floor", {FLOOR_LABEL: "true"}, {}),
     ]
     ssa = ("apply", "--server-side", "--force-conflicts", "--field-manager=driftguard-controller")
     kubectl(
@@ -194,6 +241,7 @@ def tear_down() -> None:
     kubectl(
         "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", POLICY, "--ignore-not-found"
     )
+    kubectl("delete", "mutatingwebhookconfiguration", POLICY, "--ignore-not-found")
     kubectl("delete", "namespace", NAMESPACE, "--wait=false", "--ignore-not-found")
 
 
@@ -229,9 +277,10 @@ def end_to_end(rounds: int, start: int = 0) -> dict[str, dict[str, list[float]]]
                 expect: tuple[int, ...] = (200,)
             else:
                 # Denied under (b) and (c), so blue stays and red is a change every time; stored
-                # under (a), so there it alternates to stay a change.
-                patch = {"data": {"color": "red" if case != "none" or i % 2 == 0 else "blue"}}
-                expect = (200,) if case == "none" else DENIED
+                # under (a) and (d), so there it alternates to stay a change.
+                stored = case in ("none", "floor")
+                patch = {"data": {"color": "red" if not stored or i % 2 == 0 else "blue"}}
+                expect = (200,) if case in ("none", "floor") else DENIED
             results[case][kind].append(timed_patch(api, case, patch, expect))
     return results
 
@@ -335,14 +384,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8443, help="the extension's port")
     parser.add_argument("--keep", action="store_true", help="keep the namespace and the policy afterwards")
     args = parser.parse_args()
-    set_up()
-    try:
-        end_to_end(20)  # warm connections and caches
-        e2e = end_to_end(args.rounds, start=20)
-        latencies, errors, total = handler_load(args.port, args.rate, args.seconds, args.connections)
-    finally:
-        if not args.keep:
-            tear_down()
+    with tempfile.TemporaryDirectory() as tmp, floor_webhook(Path(tmp)):
+        set_up()
+        try:
+            end_to_end(20)  # warm connections and caches
+            e2e = end_to_end(args.rounds, start=20)
+            latencies, errors, total = handler_load(args.port, args.rate, args.seconds, args.connections)
+        finally:
+            if not args.keep:
+                tear_down()
 
     print(
         f"\nEnd to end, {args.rounds} interleaved rounds (merge-patch of a ConfigMap through kube-apiserver):"
@@ -351,20 +401,22 @@ def main() -> None:
     for kind in ("allowed", "denied"):
         for case in CASES:
             print(row(f"{kind:<8}({case})", e2e[case][kind]))
-    print("\nAdded over (a), and (c)'s addition against (b)'s:")
-    print(f"{'':<18}{'vap p50':>9}{'guard p50':>11}{'ratio':>7}{'vap p99':>10}{'guard p99':>11}{'ratio':>7}")
+    print("\nAdded over (a); (c)'s addition against (b)'s; and the guard's own work, (c) - (d):")
+    print(f"{'':<9}{'vap p50':>9}{'guard p50':>11}{'ratio':>7}{'vap p99':>10}{'guard p99':>11}{'ratio':>7}"
+          f"{'floor p50':>11}{'floor p99':>11}{'c-d p50':>9}")  # fmt: skip
     for kind in ("allowed", "denied"):
         base50, base99 = statistics.median(e2e["none"][kind]), percentile(e2e["none"][kind], 0.99)
-        vap50 = statistics.median(e2e["vap"][kind]) - base50
-        vap99 = percentile(e2e["vap"][kind], 0.99) - base99
-        guard50 = statistics.median(e2e["guard"][kind]) - base50
-        guard99 = percentile(e2e["guard"][kind], 0.99) - base99
+        add50 = {c: statistics.median(e2e[c][kind]) - base50 for c in CASES}
+        add99 = {c: percentile(e2e[c][kind], 0.99) - base99 for c in CASES}
 
         def ratio(a: float, b: float) -> str:
             return f"{a / b:>6.1f}x" if b > 0.05 else "    n/a"
 
-        p50s = f"{vap50:>7.2f}ms{guard50:>9.2f}ms{ratio(guard50, vap50)}"
-        print(f"{kind:<18}{p50s}{vap99:>8.2f}ms{guard99:>9.2f}ms{ratio(guard99, vap99)}")
+        print(
+            f"{kind:<9}{add50['vap']:>7.2f}ms{add50['guard']:>9.2f}ms{ratio(add50['guard'], add50['vap'])}"
+            f"{add99['vap']:>8.2f}ms{add99['guard']:>9.2f}ms{ratio(add99['guard'], add99['vap'])}"
+            f"{add50['floor']:>9.2f}ms{add99['floor']:>9.2f}ms{add50['guard'] - add50['floor']:>7.2f}ms"
+        )
     achieved = total / args.seconds
     print(f"\nHandler alone: {total} AdmissionReviews at {achieved:.0f}/s for {args.seconds:.0f}s over "
           f"{args.connections} keep-alive connections to /mutate:")  # fmt: skip
