@@ -9,13 +9,13 @@ Views only parse and serialize: authentication and authorization are in ``auth``
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from flask import Flask, Response, request, stream_with_context
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -62,7 +62,7 @@ def _gunicorn_peer_cert(environ: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _json(body: Any, code: int = 200, warnings: list[str] | None = None) -> Response:
-    response = Response(json.dumps(body, separators=(",", ":")), status=code, mimetype="application/json")
+    response = Response(orjson.dumps(body), status=code, mimetype="application/json")
     for warning in warnings or []:
         response.headers.add("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
     return response
@@ -98,7 +98,7 @@ def _body() -> Any:
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        return orjson.loads(raw)
     except ValueError as exc:
         raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
 
@@ -133,7 +133,7 @@ class Webhooks:
         except Exception:  # a bug answers a Status, never a bare 500 page
             log.exception("unhandled error on %s %s", environ.get("REQUEST_METHOD"), path)
             code, body = 500, errors.internal("the drift guard failed; see its log").status()
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = orjson.dumps(body)
         start_response(
             f"{code} {_REASONS.get(code, '')}",
             [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
@@ -404,7 +404,7 @@ def selected_events(
         known.add(key)
 
 
-def _released(stream: Iterator[str], slots: threading.BoundedSemaphore) -> Iterator[str]:
+def _released(stream: Iterator[bytes], slots: threading.BoundedSemaphore) -> Iterator[bytes]:
     """The stream, giving its watch slot back however it ends (timeout, client gone, error)."""
     try:
         yield from stream
@@ -418,7 +418,7 @@ def _watch_stream(
     include: str,
     bookmarks: bool,
     clock: Callable[[], datetime.datetime],
-) -> Iterator[str]:
+) -> Iterator[bytes]:
     try:
         for event in events:
             kind, obj = event["type"], event["object"]
@@ -427,6 +427,6 @@ def _watch_stream(
             if kind in ("ADDED", "MODIFIED", "DELETED") and as_table:
                 obj = table.table([obj], clock(), resource_version=obj["metadata"]["resourceVersion"],
                                       include_object=include)  # fmt: skip
-            yield json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n"
+            yield orjson.dumps({"type": kind, "object": obj}, option=orjson.OPT_APPEND_NEWLINE)
     except errors.APIError as exc:
-        yield json.dumps({"type": "ERROR", "object": exc.status()}) + "\n"
+        yield orjson.dumps({"type": "ERROR", "object": exc.status()}, option=orjson.OPT_APPEND_NEWLINE)

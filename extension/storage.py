@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -53,13 +54,13 @@ class Store:
 
     # --- translation -------------------------------------------------------------------------
     def _to_app(self, cm: dict[str, Any]) -> dict[str, Any]:
-        app: dict[str, Any] = json.loads((cm.get("data") or {})[DATA_KEY])
+        app: dict[str, Any] = orjson.loads((cm.get("data") or {})[DATA_KEY])
         app["metadata"]["resourceVersion"] = cm["metadata"]["resourceVersion"]
         return app
 
     def _to_configmap(self, app: dict[str, Any]) -> dict[str, Any]:
         meta = app["metadata"]
-        stored = json.loads(json.dumps(app))
+        stored = orjson.loads(orjson.dumps(app))
         stored["metadata"].pop("resourceVersion", None)
         body: dict[str, Any] = {
             "apiVersion": "v1",
@@ -69,7 +70,7 @@ class Store:
                 "namespace": self.namespace,
                 "labels": {STORAGE_LABEL: STORAGE_VALUE, NAMESPACE_LABEL: meta["namespace"]},
             },
-            "data": {DATA_KEY: json.dumps(stored, separators=(",", ":"), sort_keys=True)},
+            "data": {DATA_KEY: orjson.dumps(stored, option=orjson.OPT_SORT_KEYS).decode()},
         }
         if meta.get("resourceVersion"):
             body["metadata"]["resourceVersion"] = meta["resourceVersion"]
@@ -85,7 +86,7 @@ class Store:
             response = fn(*args, **kwargs)
         except ApiException as exc:
             raise self._translate(exc, name) from exc
-        return json.loads(response.data)
+        return orjson.loads(response.data)
 
     def _translate(self, exc: ApiException, name: str) -> errors.APIError:
         status = _status_of(exc)
@@ -207,7 +208,7 @@ class Store:
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
-                        yield self._translate_event(json.loads(line))
+                        yield self._translate_event(orjson.loads(line))
         finally:
             response.release_conn()
 

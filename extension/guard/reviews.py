@@ -11,9 +11,10 @@ Two kinds of bad input, told apart on purpose:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Literal, TypedDict
+
+import orjson
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -86,7 +87,7 @@ class BadReview(ValueError):
 def parse(body: bytes) -> AdmissionRequest:
     """The request in an AdmissionReview body; ``BadReview`` says what is wrong with it."""
     try:
-        review = json.loads(body)
+        review = orjson.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadReview(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(review, dict):

@@ -137,10 +137,19 @@ def main() -> None:
         core.create_namespace({"metadata": {"name": NAMESPACE}})
     try:
         client.ApiextensionsV1Api(kube).create_custom_resource_definition(crd())
-        time.sleep(3)  # the CRD's endpoint appears shortly after it is established
     except client.exceptions.ApiException as exc:
         if exc.status != 409:
             raise
+    # The CRD's endpoint answers 404, then 429 while its storage initializes, for a few seconds.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            api.call("GET", f"{CRD}/namespaces/{NAMESPACE}/applications?limit=1")
+            break
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     bases = {
         "driftguard": (OURS, "gitops.driftguard.io/v1alpha1"),
         "crd": (CRD, "bench.driftguard.io/v1alpha1"),

@@ -92,6 +92,22 @@ def test_an_editor_may_sync_but_only_admin_may_roll_back(k: Kubectl, namespace: 
     assert rollback.returncode != 0 and 'cannot create resource "applications/rollback"' in rollback.stderr
 
 
+def test_a_role_with_resource_names_grants_exactly_those_applications(k: Kubectl, namespace: str) -> None:
+    """The extension first asks about the whole namespace and caches that answer; a Role limited
+    by resourceNames is denied there, so each object is then asked about by name."""
+    k("apply", "-n", namespace, "-f", "-", input=APP)
+    k("apply", "-n", namespace, "-f", "-", input=APP.replace('"name": "shop"', '"name": "other"'))
+    k("create", "role", "only-shop", "-n", namespace, "--verb=get",
+      "--resource=applications.gitops.driftguard.io", "--resource-name=shop")  # fmt: skip
+    k("create", "rolebinding", "kim-shop", "-n", namespace, "--role=only-shop", "--user=kim")
+    for _ in range(2):  # the second round answers from the cache
+        assert k("get", "dgapp", "shop", "-n", namespace, "--as", "kim", "-o", "name").returncode == 0
+        other = k("get", "dgapp", "other", "-n", namespace, "--as", "kim", check=False)
+        assert other.returncode != 0
+        assert 'User "kim" cannot get resource "applications"' in other.stderr
+        assert k("get", "dgapp", "-n", namespace, "--as", "kim", check=False).returncode != 0
+
+
 def test_a_user_with_no_access_gets_403_on_list(k: Kubectl, namespace: str) -> None:
     result = k("get", "dgapp", "-n", namespace, "--as", "nobody", check=False)
     assert result.returncode != 0
