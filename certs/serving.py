@@ -1,14 +1,16 @@
 """The extension's own CA and serving certificate, kept in a Secret, and caBundle injection into
 the APIService and the drift guard's webhook configurations.
 
-On start every replica calls ``ensure_serving_secret``: the first makes the CA and certificate,
-the others (and later starts) reuse them, and a certificate in the last third of its life is
-re-issued. A create or update that loses a race to another replica re-reads the winner's Secret.
+On start and every few minutes, every replica calls ``ensure_serving_secret``: the first makes the
+CA and certificate, the others (and later calls) reuse them; a certificate in the last third of its
+life is re-issued, and a CA in the last third of its life is replaced with an overlap (``settle``).
+A create or update that loses a race to another replica re-reads the winner's Secret.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import logging
 from dataclasses import dataclass
@@ -24,12 +26,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServingSecret:
-    ca_pem: bytes
+    ca_pem: bytes  # the CA that signed the serving certificate
     cert_pem: bytes
     key_pem: bytes
+    bundle_pem: bytes = b""  # every CA kube-apiserver is to trust (the caBundle); ca_pem when empty
+
+    @property
+    def ca_bundle(self) -> bytes:
+        return self.bundle_pem or self.ca_pem
 
 
 IP_ADDRESSES = ("127.0.0.1",)
+# A new CA is trusted (in every caBundle) this long before it signs the serving certificate, so
+# kube-apiserver trusts a replica's certificate whichever CA signed it, before, during and after.
+CA_OVERLAP = datetime.timedelta(minutes=10)
+NEXT_CA_SINCE = "gitops.driftguard.io/next-ca-since"
 
 
 def service_dns_names(service: str, namespace: str) -> list[str]:
@@ -37,16 +48,30 @@ def service_dns_names(service: str, namespace: str) -> list[str]:
     return [service, f"{service}.{namespace}", svc, f"{svc}.cluster.local", "localhost"]
 
 
-def _decode(secret: client.V1Secret) -> ServingSecret | None:
-    data = secret.data or {}
-    try:
-        return ServingSecret(*(base64.b64decode(data[k]) for k in ("ca.crt", "tls.crt", "tls.key")))
-    except (KeyError, ValueError):
-        return None
+@dataclass(frozen=True)
+class TLSState:
+    """What the Secret holds: the signing CA, the serving certificate, the CAs to trust, and during
+    a CA rotation the next CA with the time it was first trusted."""
+
+    ca: pki.KeyPair
+    leaf: pki.KeyPair
+    trusted: tuple[bytes, ...]
+    next_ca: pki.KeyPair | None = None
+    next_since: datetime.datetime | None = None
+
+    def serving(self) -> ServingSecret:
+        return ServingSecret(self.ca.cert_pem, self.leaf.cert_pem, self.leaf.key_pem, b"".join(self.trusted))
 
 
-def _usable(current: ServingSecret | None, dns_names: list[str]) -> bool:
-    if current is None or pki.needs_rotation(current.cert_pem) or pki.needs_rotation(current.ca_pem):
+def _usable(
+    current: ServingSecret | None, dns_names: list[str], now: datetime.datetime | None = None,
+    due_ok: bool = False,
+) -> bool:  # fmt: skip
+    """The serving certificate can stay: signed by the CA, with every name, and not due for
+    rotation (or, with ``due_ok``, still valid: the next CA re-issues it soon anyway)."""
+    if current is None or not _valid(current.cert_pem, now or datetime.datetime.now(datetime.UTC)):
+        return False
+    if not due_ok and pki.needs_rotation(current.cert_pem, now):
         return False
     if not pki.issued_by(current.cert_pem, current.ca_pem):
         return False
@@ -56,9 +81,90 @@ def _usable(current: ServingSecret | None, dns_names: list[str]) -> bool:
     return set(dns_names) <= set(sans.value.get_values_for_type(x509.DNSName)) and set(IP_ADDRESSES) <= ips
 
 
-def ensure_serving_secret(api: client.ApiClient, namespace: str, name: str, service: str) -> ServingSecret:
-    core = client.CoreV1Api(api)
+def _valid(cert_pem: bytes, now: datetime.datetime) -> bool:
+    try:
+        return pki.remaining(cert_pem, now) > datetime.timedelta(0)
+    except pki.CertError:
+        return False
+
+
+def settle(
+    current: TLSState | None, service: str, namespace: str, now: datetime.datetime,
+    overlap: datetime.timedelta = CA_OVERLAP,
+) -> TLSState:  # fmt: skip
+    """The state the Secret should hold (pure but for new keys). A CA in the last third of its life
+    gets a successor that is trusted at once and signs only after ``overlap``; the old CA stays
+    trusted until it expires, so certificates it signed keep working while replicas move over."""
     dns_names = service_dns_names(service, namespace)
+
+    def leaf_of(ca: pki.KeyPair) -> pki.KeyPair:
+        return pki.new_serving_cert(ca, f"{service}.{namespace}.svc", dns_names, list(IP_ADDRESSES))
+
+    if current is None or not _valid(current.ca.cert_pem, now):
+        # Nothing (or nothing valid) to overlap with: a new CA signs at once.
+        ca = pki.new_ca(f"{service}-ca")
+        return TLSState(ca, leaf_of(ca), (ca.cert_pem,))
+    ca, leaf, next_ca, since = current.ca, current.leaf, current.next_ca, current.next_since
+    if next_ca is not None and (since is None or now - since >= overlap):
+        ca, next_ca, since = next_ca, None, None  # trusted everywhere by now: it signs from here on
+    elif next_ca is None and pki.needs_rotation(ca.cert_pem, now):
+        next_ca, since = pki.new_ca(f"{service}-ca"), now
+    during_overlap = next_ca is not None
+    if not _usable(ServingSecret(ca.cert_pem, leaf.cert_pem, leaf.key_pem), dns_names, now, during_overlap):
+        leaf = leaf_of(ca)
+    trusted = [ca.cert_pem, *([next_ca.cert_pem] if next_ca else [])]
+    trusted += [c for c in current.trusted if c not in trusted and _valid(c, now)]
+    return TLSState(ca, leaf, tuple(trusted), next_ca, since)
+
+
+_PEM_END = b"-----END CERTIFICATE-----"
+
+
+def _split_pems(bundle: bytes) -> tuple[bytes, ...]:
+    return tuple(part.strip() + b"\n" + _PEM_END + b"\n" for part in bundle.split(_PEM_END) if part.strip())
+
+
+def _decode(secret: client.V1Secret) -> TLSState | None:
+    data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+    try:
+        ca = pki.KeyPair(data["ca.crt"], data["ca.key"])
+        leaf = pki.KeyPair(data["tls.crt"], data["tls.key"])
+    except KeyError:
+        return None
+    next_ca = pki.KeyPair(data["next-ca.crt"], data["next-ca.key"]) if "next-ca.key" in data else None
+    since_text = ((secret.metadata.annotations if secret.metadata else None) or {}).get(NEXT_CA_SINCE)
+    try:
+        since = datetime.datetime.fromisoformat(since_text) if since_text else None
+    except ValueError:
+        since = None
+    return TLSState(ca, leaf, _split_pems(data.get("ca-bundle.crt", b"")) or (ca.cert_pem,), next_ca, since)
+
+
+def _encode(state: TLSState, name: str, namespace: str, resource_version: str | None) -> client.V1Secret:
+    data = {
+        "ca.crt": state.ca.cert_pem, "ca.key": state.ca.key_pem,
+        "tls.crt": state.leaf.cert_pem, "tls.key": state.leaf.key_pem,
+        "ca-bundle.crt": b"".join(state.trusted),
+    }  # fmt: skip
+    if state.next_ca is not None:
+        data |= {"next-ca.crt": state.next_ca.cert_pem, "next-ca.key": state.next_ca.key_pem}
+    annotations = {NEXT_CA_SINCE: state.next_since.isoformat()} if state.next_since else None
+    return client.V1Secret(
+        metadata=client.V1ObjectMeta(
+            name=name, namespace=namespace, resource_version=resource_version, annotations=annotations,
+            labels={"app.kubernetes.io/part-of": "driftguard"},
+        ),
+        type="kubernetes.io/tls",
+        data={k: base64.b64encode(v).decode() for k, v in data.items()},
+    )  # fmt: skip
+
+
+def ensure_serving_secret(
+    api: client.ApiClient, namespace: str, name: str, service: str, now: datetime.datetime | None = None
+) -> ServingSecret:
+    """Read the Secret, settle it (see ``settle``) and write it back when that changed anything. A
+    write that loses a race to another replica re-reads the winner's Secret."""
+    core = client.CoreV1Api(api)
     for _ in range(3):
         try:
             secret = core.read_namespaced_secret(name, namespace)
@@ -67,40 +173,42 @@ def ensure_serving_secret(api: client.ApiClient, namespace: str, name: str, serv
                 raise
             secret = None
         current = _decode(secret) if secret else None
-        if _usable(current, dns_names):
-            assert current is not None
-            return current
-        ca_key = (secret.data or {}).get("ca.key") if secret else None
-        ca = None
-        if current and ca_key and not pki.needs_rotation(current.ca_pem):
-            ca = pki.KeyPair(current.ca_pem, base64.b64decode(ca_key))
-        ca = ca or pki.new_ca(f"{service}-ca")
-        leaf = pki.new_serving_cert(ca, f"{service}.{namespace}.svc", dns_names, list(IP_ADDRESSES))
-        body = client.V1Secret(
-            metadata=client.V1ObjectMeta(
-                name=name, namespace=namespace,
-                resource_version=secret.metadata.resource_version if secret and secret.metadata else None,
-                labels={"app.kubernetes.io/part-of": "driftguard"},
-            ),
-            type="kubernetes.io/tls",
-            data={k: base64.b64encode(v).decode() for k, v in {
-                "ca.crt": ca.cert_pem, "ca.key": ca.key_pem,
-                "tls.crt": leaf.cert_pem, "tls.key": leaf.key_pem,
-            }.items()},
-        )  # fmt: skip
+        wanted = settle(current, service, namespace, now or datetime.datetime.now(datetime.UTC))
+        if wanted == current:
+            return wanted.serving()
+        version = secret.metadata.resource_version if secret and secret.metadata else None
+        body = _encode(wanted, name, namespace, version)
         try:
             if secret:
+                # replace drops the annotation once the rotation is over
                 core.replace_namespaced_secret(name, namespace, body)
-                log.info("re-issued the serving certificate in Secret %s/%s", namespace, name)
+                log.info("updated Secret %s/%s: %s", namespace, name, _what_changed(current, wanted))
             else:
                 core.create_namespaced_secret(namespace, body)
                 log.info("made a CA and serving certificate in Secret %s/%s", namespace, name)
-            return ServingSecret(ca.cert_pem, leaf.cert_pem, leaf.key_pem)
+            return wanted.serving()
         except ApiException as exc:
             if exc.status != 409:
                 raise
             log.info("another replica wrote Secret %s/%s first; reading theirs", namespace, name)
     raise RuntimeError(f"could not settle Secret {namespace}/{name} after 3 concurrent writes")
+
+
+def _what_changed(before: TLSState | None, after: TLSState) -> str:
+    if before is None:
+        return "a new CA and serving certificate"
+    changes = []
+    if after.next_ca is not None and before.next_ca is None:
+        changes.append(
+            f"a new CA, trusted now and signing in {int(CA_OVERLAP.total_seconds() // 60)} minutes"
+        )
+    if after.ca != before.ca:
+        changes.append("the new CA signs from now on")
+    if after.leaf != before.leaf:
+        changes.append("re-issued the serving certificate")
+    if after.trusted != before.trusted and not changes:
+        changes.append("dropped an expired CA from the caBundle")
+    return "; ".join(changes) or "rewrote it"
 
 
 def inject_api_service_ca(api: client.ApiClient, api_service: str, ca_pem: bytes) -> bool:

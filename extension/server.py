@@ -55,12 +55,12 @@ def refresh_tls(settings: Settings, api: client.ApiClient | None = None) -> list
     api = api or api_client(settings)
     secret = serving.ensure_serving_secret(api, settings.namespace, settings.tls_secret, settings.service)
     try:
-        serving.inject_api_service_ca(api, settings.api_service, secret.ca_pem)
+        serving.inject_api_service_ca(api, settings.api_service, secret.ca_bundle)
     except client.exceptions.ApiException as exc:
         log.warning("could not write the caBundle of APIService %s: %s", settings.api_service, exc.reason)
     for kind in serving.WEBHOOK_KINDS:
         try:
-            serving.inject_webhook_ca(api, kind, settings.webhook_configuration, secret.ca_pem)
+            serving.inject_webhook_ca(api, kind, settings.webhook_configuration, secret.ca_bundle)
         except client.exceptions.ApiException as exc:
             if exc.status == 404:  # not installed (yet): re-applying the manifests brings it
                 log.info("no %s %s to write the caBundle into", kind, settings.webhook_configuration)
@@ -73,7 +73,7 @@ def refresh_tls(settings: Settings, api: client.ApiClient | None = None) -> list
                 )
     directory = Path(settings.cert_dir)
     wanted = {
-        "ca.crt": (secret.ca_pem, 0o644),
+        "ca.crt": (secret.ca_bundle, 0o644),
         "tls.crt": (secret.cert_pem, 0o644),
         # What gunicorn serves: certificate and key in one file, replaced in one rename, so no
         # connection ever pairs a new key with an old certificate.
