@@ -67,6 +67,16 @@ def peak_rss_mib() -> float:
     return float("nan")
 
 
+def wait_gone(core: client.CoreV1Api, names: list[str], timeout: float = 600) -> None:
+    """A previous run's namespaces (4,000 objects) take a minute or two to go."""
+    deadline = time.monotonic() + timeout
+    while left := [n.metadata.name for n in core.list_namespace().items if n.metadata.name in names]:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"namespaces of an earlier run still exist after {timeout:.0f}s: {left}")
+        print(f"  waiting for {len(left)} namespaces of an earlier run to be deleted", flush=True)
+        time.sleep(5)
+
+
 def all_synced(custom: client.CustomObjectsApi, namespaces: list[str], want: int) -> int:
     synced = 0
     for ns in namespaces:
@@ -91,6 +101,7 @@ def main() -> None:
     floor_ns = f"{PREFIX}-floor"
     with tempfile.TemporaryDirectory() as tmp, GitServer(Path(tmp)) as git:
         try:
+            wait_gone(core, [*namespaces, floor_ns])
             for ns in [*namespaces, floor_ns]:
                 core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
             per_repo: dict[int, list[str]] = {}
@@ -122,7 +133,7 @@ def main() -> None:
             last_report = 0.0
             while (done := all_synced(custom, namespaces, args.apps)) < args.apps:
                 if time.monotonic() - last_report > 10:
-                    print(f"  {done}/{args.apps} Synced after {time.monotonic() - started:.0f}s")
+                    print(f"  {done}/{args.apps} Synced after {time.monotonic() - started:.0f}s", flush=True)
                     last_report = time.monotonic()
                 if time.monotonic() - started > 1800:
                     raise SystemExit(f"only {done}/{args.apps} Synced after 30 minutes")
