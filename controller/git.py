@@ -198,12 +198,15 @@ class RepoCache:
     different URLs proceed in parallel. Every git command is killed after ``timeout_seconds``.
     """
 
-    def __init__(self, root: Path, *, timeout_seconds: float = 60.0, idle_trees: int = 16) -> None:
+    def __init__(
+        self, root: Path, *, timeout_seconds: float = 60.0, idle_trees: int = 64, idle_seconds: float = 300.0
+    ) -> None:
         self.root = root
         self.timeout_seconds = timeout_seconds
-        self.idle_trees = idle_trees
-        # (url, sha) -> [tree, borrowers]; idle trees (no borrower) are kept, least recently used
-        # first out, so that the Applications of one commit share one extraction.
+        self.idle_trees, self.idle_seconds = idle_trees, idle_seconds
+        # (url, sha) -> [tree, borrowers, last returned (monotonic)]: idle trees (no borrower) are
+        # kept for idle_seconds, at most idle_trees of them (least recently used out first), so
+        # that the Applications of one commit share one extraction.
         self._shared: OrderedDict[tuple[str, str], list[Any]] = OrderedDict()
         self._shared_guard = threading.Lock()
         self._trees = root / "trees"
@@ -264,8 +267,8 @@ class RepoCache:
     def checkout(self, url: str, sha: str) -> Iterator[Path]:
         """A read-only tree of commit ``sha`` (as resolved from ``url``), shared by every caller
         that borrows the same commit: a commit's content never changes, and nobody can write to
-        the tree. After the last borrower, the tree stays for reuse; beyond ``idle_trees`` idle
-        trees, the least recently used are deleted.
+        the tree. After the last borrower, the tree stays for reuse for ``idle_seconds``; beyond
+        ``idle_trees`` idle trees, the least recently used are deleted at once.
 
         Files keep their executable bits and symlinks; submodules are left out. Callers needing
         scratch space copy what they need.
@@ -281,16 +284,20 @@ class RepoCache:
                     entry[1] += 1
                     self._shared.move_to_end(key)
             if entry is None:
-                entry = [self._extract(url, sha, shown), 1]
+                entry = [self._extract(url, sha, shown), 1, 0.0]
                 with self._shared_guard:
                     self._shared[key] = entry
         try:
             yield cast(Path, entry[0])
         finally:
+            now = time.monotonic()
             with self._shared_guard:
                 entry[1] -= 1
+                entry[2] = now
                 idle = [k for k, e in self._shared.items() if e[1] == 0]
-                evicted = [self._shared.pop(k)[0] for k in idle[: max(0, len(idle) - self.idle_trees)]]
+                old = {k for k in idle if now - self._shared[k][2] > self.idle_seconds}
+                old |= set(idle[: max(0, len(idle) - self.idle_trees)])
+                evicted = [self._shared.pop(k)[0] for k in old]
             for tree in evicted:
                 _remove_tree(tree)
 

@@ -124,7 +124,9 @@ class Manager:
             if key is None:
                 return
             try:
-                outcome = self.reconciler.reconcile(key)
+                with self._lock:
+                    known = self.apps.get(key)
+                outcome = self.reconciler.reconcile(key, known)
                 seen = self._drift_seen.pop(key, None)
                 if seen is not None:
                     self.reconciler.metrics.restore.observe(time.monotonic() - seen)
@@ -171,6 +173,8 @@ class Manager:
                 with self._lock:
                     gone = [self.apps[k] for k in self.apps if k not in fresh]
                     self.apps = fresh
+                for key, app in fresh.items():
+                    self.reconciler.status_seen(key, app["metadata"].get("resourceVersion", ""))
                 for app in gone:
                     self._deleted(app)
                 for key in fresh:
@@ -204,6 +208,7 @@ class Manager:
                     self.apps.pop(key, None)
                 else:
                     self.apps[key] = obj
+            self.reconciler.status_seen(key, version)
             if kind == "DELETED":
                 self._deleted(obj)
             elif old is None or _wants_reconcile(old, obj):

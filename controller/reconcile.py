@@ -129,6 +129,9 @@ class Reconciler:
         self._lock = threading.Lock()
         # resourceVersions this controller wrote, so that the watch can skip its own echoes.
         self.written: dict[tuple[str, str, str, str], str] = {}
+        # The resourceVersion of each Application's last status write, until the watch brings it
+        # back: until then the watch's copy is older than what this controller knows.
+        self.status_written: dict[AppKey, str] = {}
         self.failures: dict[AppKey, int] = {}
         self._touched: dict[AppKey, int] = {}
         self._quiet: dict[AppKey, Quiet] = {}
@@ -144,6 +147,13 @@ class Reconciler:
             if key is not None:
                 self._touched[key] = self._touched.get(key, 0) + 1
         return key
+
+    def status_seen(self, key: AppKey, resource_version: str) -> None:
+        """The watch delivered ``key`` at ``resource_version``: if that is our last status write,
+        the watch's copy is current again."""
+        with self._lock:
+            if self.status_written.get(key) == resource_version:
+                del self.status_written[key]
 
     def forget(self, key: AppKey | None = None) -> None:
         """Compare one Application (or all) in full next time: a watch may have missed changes."""
@@ -265,8 +275,15 @@ class Reconciler:
         return None if res is None else res.namespaced
 
     # --- the reconcile ----------------------------------------------------------------------
-    def reconcile(self, key: AppKey) -> Outcome:
-        app = self.kube.get_app(key.namespace, key.name)
+    def reconcile(self, key: AppKey, known: dict[str, Any] | None = None) -> Outcome:
+        """Reconcile ``key``. ``known`` is the Application as the watch last delivered it, which
+        saves a read when it is current: not when this controller has written its status since
+        (the watch has not brought that back yet), nor when it carries an operation (never act
+        on one twice)."""
+        with self._lock:
+            pending = key in self.status_written
+        current = known is not None and not pending and not known.get("operation")
+        app = copy.deepcopy(known) if current else self.kube.get_app(key.namespace, key.name)
         if app is None:
             return Outcome()
         if app["metadata"].get("deletionTimestamp"):
@@ -780,6 +797,9 @@ class Reconciler:
             try:
                 written = self.kube.put_app(body, "status")
                 app["metadata"]["resourceVersion"] = written["metadata"]["resourceVersion"]
+                key = AppKey(app["metadata"]["namespace"], app["metadata"]["name"])
+                with self._lock:
+                    self.status_written[key] = written["metadata"]["resourceVersion"]
                 app["status"] = written.get("status")
                 app["operation"] = written.get("operation")
                 return

@@ -267,6 +267,22 @@ def test_borrowers_of_one_commit_share_a_tree_and_idle_trees_beyond_the_limit_ar
     assert list((cache.root / "trees").iterdir()) == [back]
 
 
+def test_idle_trees_older_than_the_idle_time_are_deleted(
+    server: GitServer, repo: str, tmp_path: Path
+) -> None:
+    cache = RepoCache(tmp_path / "cache", idle_seconds=0.0)
+    url = server.git_url(repo)
+    old = cache.resolve(url, "main")
+    new = server.commit(repo, {"README.md": "# changed\n"})
+    assert cache.resolve(url, "main") == new
+    with cache.checkout(url, old) as first:
+        pass
+    assert first.exists(), "the tree just returned stays until the next borrower leaves"
+    with cache.checkout(url, new) as second:
+        pass
+    assert not first.exists() and second.exists()
+
+
 def test_a_failing_borrower_leaves_the_tree_intact_for_the_next(
     server: GitServer, repo: str, cache: RepoCache
 ) -> None:
