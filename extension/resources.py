@@ -84,6 +84,11 @@ class Applications:
     store: Store
     clock: Callable[[], datetime.datetime] = _now
     new_uid: Callable[[], str] = lambda: str(uuid.uuid4())
+    # The Application as this worker's watch of the storage last saw it (a copy), or None. Writes
+    # start from it instead of reading the storage first: kube-apiserver's own updates start from
+    # its watch cache the same way. The write carries the copy's resourceVersion, so a copy that
+    # is behind only costs a conflict, and the retry reads the storage.
+    recent: Callable[[str, str], dict[str, Any] | None] = lambda namespace, name: None
 
     # --- checks shared by every write ---------------------------------------------------------
     def _admit(self, app: dict[str, Any], opts: WriteOptions, *, for_create: bool) -> list[str]:
@@ -160,10 +165,13 @@ class Applications:
         """Read, change, admit, write. ``change`` returns the new object and the resourceVersion the
         client required, if any: that is a precondition (stale -> 409); without one, a concurrent
         write is retried, as kube-apiserver does."""
-        for _ in range(CONFLICT_RETRIES):
-            old = self.store.get(namespace, name)
+        for attempt in range(CONFLICT_RETRIES):
+            cached = self.recent(namespace, name) if attempt == 0 else None
+            old = cached or self.store.get(namespace, name)
             new, wanted_rv = change(old)
             if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+                if cached:
+                    continue  # the copy may be behind the client: ask the storage
                 raise errors.stale(name)
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
             warnings = self._admit(new, opts, for_create=False)

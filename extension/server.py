@@ -158,7 +158,7 @@ def build_app(settings: Settings | None = None) -> Any:
 
     return create_app(
         Deps(
-            applications=Applications(store),
+            applications=Applications(store, recent=index.latest),
             authorizer=Authorizer(api),
             requestheader=lambda: requestheader.current,
             readiness=readiness,

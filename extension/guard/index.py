@@ -15,9 +15,11 @@ import datetime
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from extension.api.tracking import AppKey, ObjectRef
 from extension.api.validation import parse_duration
@@ -113,6 +115,7 @@ class AppIndex:
 
     def __init__(self) -> None:
         self._apps: dict[AppKey, GuardedApp] = {}
+        self._latest: dict[AppKey, bytes] = {}  # each Application as last seen, serialized
         self._by_name: dict[NameKey, frozenset[tuple[ObjectRef, AppKey]]] = {}
         self._lock = threading.Lock()
         self.synced = False
@@ -128,6 +131,11 @@ class AppIndex:
 
     def __len__(self) -> int:
         return len(self._apps)
+
+    def latest(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A copy of the Application as the watch last delivered it (the API's writes start from it)."""
+        data = self._latest.get(AppKey(namespace, name))
+        return orjson.loads(data) if data is not None else None
 
     # --- writes -----------------------------------------------------------------------------
     def _index(self, app: GuardedApp, add: bool) -> None:
@@ -157,15 +165,16 @@ class AppIndex:
             if previous is not None:
                 self._index(previous, add=False)
 
-    def replace(self, apps: list[GuardedApp]) -> None:
-        """Everything at once, after a (re-)list."""
+    def replace(self, apps: list[GuardedApp], objects: Sequence[dict[str, Any]] = ()) -> None:
+        """Everything at once, after a (re-)list: the guard's view, and the listed objects."""
         by_key = {a.key: a for a in apps}
+        latest = {AppKey(o["metadata"]["namespace"], o["metadata"]["name"]): orjson.dumps(o) for o in objects}
         by_name: dict[NameKey, set[tuple[ObjectRef, AppKey]]] = {}
         for app in by_key.values():
             for ref in app.inventory:
                 by_name.setdefault((ref.group, ref.namespace, ref.name), set()).add((ref, app.key))
         with self._lock:
-            self._apps = by_key
+            self._apps, self._latest = by_key, latest
             self._by_name = {k: frozenset(v) for k, v in by_name.items()}
             self.synced, self.error = True, ""
 
@@ -176,8 +185,10 @@ class AppIndex:
         app = GuardedApp.of(obj)
         if kind in ("ADDED", "MODIFIED"):
             self.put(app)
+            self._latest[app.key] = orjson.dumps(obj)
         elif kind == "DELETED":
             self.remove(app.key)
+            self._latest.pop(app.key, None)
 
 
 class Source(Protocol):
@@ -230,7 +241,7 @@ class IndexSync:
 
     def _list_and_watch(self) -> None:
         items, rv = self.source.list(None)
-        self.index.replace([GuardedApp.of(app) for app in items])
+        self.index.replace([GuardedApp.of(app) for app in items], items)
         log.info("drift guard index: %d Applications at resourceVersion %s", len(self.index), rv)
         while not self._stop.is_set():
             try:
