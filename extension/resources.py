@@ -185,6 +185,8 @@ class Applications:
                 new["metadata"]["managedFields"] = managed_fields.updated(
                     old, new, opts.field_manager, self.clock(), subresource=subresource
                 )
+            if cached and (new == old or opts.dry_run):
+                continue  # no write would check the copy's resourceVersion: read the storage
             try:
                 return Result(self._write(old, new, opts), 200, warnings)
             except errors.APIError as exc:
