@@ -216,6 +216,7 @@ class Manager:
         return version
 
     def _deleted(self, app: dict[str, Any]) -> None:
+        self.reconciler.drop(AppKey(app["metadata"]["namespace"], app["metadata"]["name"]))
         try:
             self.reconciler.release(app)
         except KubeError as exc:

@@ -155,6 +155,14 @@ class Reconciler:
             if self.status_written.get(key) == resource_version:
                 del self.status_written[key]
 
+    def drop(self, key: AppKey) -> None:
+        """The Application is gone: forget what was kept about it."""
+        with self._lock:
+            for kept in (self._quiet, self._touched, self.status_written, self.failures):
+                kept.pop(key, None)
+            for ref in [r for r, owner in self._owners.items() if owner == key]:
+                del self._owners[ref]
+
     def forget(self, key: AppKey | None = None) -> None:
         """Compare one Application (or all) in full next time: a watch may have missed changes."""
         with self._lock:
