@@ -105,7 +105,9 @@ def settle(
         ca = pki.new_ca(f"{service}-ca")
         return TLSState(ca, leaf_of(ca), (ca.cert_pem,))
     ca, leaf, next_ca, since = current.ca, current.leaf, current.next_ca, current.next_since
-    if next_ca is not None and (since is None or now - since >= overlap):
+    if next_ca is not None and since is None:
+        since = now  # when it was first trusted is lost: the overlap starts again
+    if next_ca is not None and since is not None and now - since >= overlap:
         ca, next_ca, since = next_ca, None, None  # trusted everywhere by now: it signs from here on
     elif next_ca is None and pki.needs_rotation(ca.cert_pem, now):
         next_ca, since = pki.new_ca(f"{service}-ca"), now
@@ -124,20 +126,34 @@ def _split_pems(bundle: bytes) -> tuple[bytes, ...]:
     return tuple(part.strip() + b"\n" + _PEM_END + b"\n" for part in bundle.split(_PEM_END) if part.strip())
 
 
+def _norm(pem: bytes) -> bytes:
+    """One certificate's PEM as this module writes it, so equal certificates compare equal."""
+    pems = _split_pems(pem)
+    return pems[0] if pems else pem
+
+
 def _decode(secret: client.V1Secret) -> TLSState | None:
-    data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+    """What the Secret holds, or None when it holds nothing usable (a new CA is made then)."""
     try:
-        ca = pki.KeyPair(data["ca.crt"], data["ca.key"])
+        data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+        ca = pki.KeyPair(_norm(data["ca.crt"]), data["ca.key"])
         leaf = pki.KeyPair(data["tls.crt"], data["tls.key"])
-    except KeyError:
+    except (KeyError, ValueError):
         return None
-    next_ca = pki.KeyPair(data["next-ca.crt"], data["next-ca.key"]) if "next-ca.key" in data else None
+    next_ca = (
+        pki.KeyPair(_norm(data["next-ca.crt"]), data["next-ca.key"])
+        if "next-ca.key" in data and "next-ca.crt" in data
+        else None
+    )
     since_text = ((secret.metadata.annotations if secret.metadata else None) or {}).get(NEXT_CA_SINCE)
     try:
         since = datetime.datetime.fromisoformat(since_text) if since_text else None
     except ValueError:
         since = None
-    return TLSState(ca, leaf, _split_pems(data.get("ca-bundle.crt", b"")) or (ca.cert_pem,), next_ca, since)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=datetime.UTC)
+    trusted = tuple(dict.fromkeys(_split_pems(data.get("ca-bundle.crt", b"")))) or (ca.cert_pem,)
+    return TLSState(ca, leaf, trusted, next_ca, since)
 
 
 def _encode(state: TLSState, name: str, namespace: str, resource_version: str | None) -> client.V1Secret:

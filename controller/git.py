@@ -299,7 +299,10 @@ class RepoCache:
                 old |= set(idle[: max(0, len(idle) - self.idle_trees)])
                 evicted = [self._shared.pop(k)[0] for k in old]
             for tree in evicted:
-                _remove_tree(tree)
+                try:
+                    _remove_tree(tree)
+                except OSError as exc:  # not this borrower's problem: log it, render on
+                    log.warning("could not delete the idle tree %s: %s", tree, exc)
 
     def _extract(self, url: str, sha: str, shown: str) -> Path:
         """Extract commit ``sha`` into a new read-only tree; the caller holds the URL's lock."""

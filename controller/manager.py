@@ -102,6 +102,9 @@ class Manager:
         self.queue = Queue()
         self.stop = threading.Event()
         self.apps: dict[AppKey, dict[str, Any]] = {}
+        self._from_watch: set[AppKey] = set()  # keys whose copy in apps came from the watch
+        self._listening: set[tuple[str, str]] = set()  # (group, kind) whose watch is listed and open
+        reconciler.watching = lambda group, kind: (group, kind) in self._listening
         self.apps_synced = threading.Event()
         self._watched: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -124,8 +127,11 @@ class Manager:
             if key is None:
                 return
             try:
+                # Pending first, then the copy: a copy read after our status write came back is
+                # current; one read before that check may not be.
+                pending = self.reconciler.pending(key)
                 with self._lock:
-                    known = self.apps.get(key)
+                    known = self.apps.get(key) if key in self._from_watch and not pending else None
                 outcome = self.reconciler.reconcile(key, known)
                 seen = self._drift_seen.pop(key, None)
                 if seen is not None:
@@ -153,6 +159,8 @@ class Manager:
                 log.warning("listing Applications: %s", exc.message)
                 listing = []
             with self._lock:
+                # Only what the watch missed; such a copy is never reconciled from (a deleted
+                # Application could come back this way): _from_watch does not list it.
                 for app in listing:
                     self.apps.setdefault(AppKey(app["metadata"]["namespace"], app["metadata"]["name"]), app)
                 keys = list(self.apps)
@@ -172,7 +180,7 @@ class Manager:
                 }
                 with self._lock:
                     gone = [self.apps[k] for k in self.apps if k not in fresh]
-                    self.apps = fresh
+                    self.apps, self._from_watch = fresh, set(fresh)
                 for key, app in fresh.items():
                     self.reconciler.status_seen(key, app["metadata"].get("resourceVersion", ""))
                 for app in gone:
@@ -206,8 +214,10 @@ class Manager:
                 old = self.apps.get(key)
                 if kind == "DELETED":
                     self.apps.pop(key, None)
+                    self._from_watch.discard(key)
                 else:
                     self.apps[key] = obj
+                    self._from_watch.add(key)
             self.reconciler.status_seen(key, version)
             if kind == "DELETED":
                 self._deleted(obj)
@@ -250,6 +260,7 @@ class Manager:
                 version = self.kube.list(res, selector)["metadata"]["resourceVersion"]
                 # Changes before this list came as no event: compare every Application in full.
                 self.reconciler.forget()
+                self._listening.add((res.group, res.kind))
                 query = {
                     "labelSelector": selector,
                     "resourceVersion": version,
@@ -265,9 +276,11 @@ class Manager:
                         version = obj.get("metadata", {}).get("resourceVersion") or version
                         self._object_event(str(event.get("type")), obj)
             except KubeError as exc:
+                self._listening.discard((res.group, res.kind))
                 log.warning("watching %s: %s; listing again in 2s", res.plural, exc.message)
                 self.stop.wait(2.0)
             except Exception:
+                self._listening.discard((res.group, res.kind))
                 log.exception("watching %s failed unexpectedly; listing again in 5s", res.plural)
                 self.stop.wait(5.0)
             except _Gone:
@@ -280,17 +293,16 @@ class Manager:
         written = self.reconciler.written.get((ref.group, ref.kind, ref.namespace, ref.name))
         if kind == "MODIFIED" and written == obj["metadata"].get("resourceVersion"):
             return  # our own apply coming back
-        # The tracking id names the Application; when someone removed it, the one that had the
-        # object in sync last.
-        owner = self.reconciler.touch(claimed_app(obj), ref)
-        if owner is None:
-            return
-        with self._lock:
-            app = self.apps.get(owner)
-        if app is None:
-            return
-        self._drift_seen.setdefault(owner, time.monotonic())
-        self.queue.add(owner)
+        # The Application the tracking id names, and the one that had the object in sync last
+        # (they differ when someone removed or changed the tracking id): both look again.
+        owners = {k for k in (claimed_app(obj), self.reconciler.owner_of(ref)) if k is not None}
+        for owner in owners:
+            self.reconciler.touch(owner)
+            with self._lock:
+                known = owner in self.apps
+            if known:
+                self._drift_seen.setdefault(owner, time.monotonic())
+                self.queue.add(owner)
 
     # --- Git webhook receiver -------------------------------------------------------------------
     def receive(self, headers: dict[str, str], body: bytes) -> tuple[int, str]:

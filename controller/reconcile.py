@@ -98,11 +98,12 @@ class Quiet:
     digest: str  # of the rendered objects
     generation: int
     touched: int  # Reconciler.touch's count when the compare began
+    epoch: int  # Reconciler.forget's count (watch relists) when the compare began
     until: float  # monotonic: compare again after this, whatever
 
     def same(self, other: Quiet) -> bool:
-        return (self.uid, self.digest, self.generation, self.touched) == (
-            other.uid, other.digest, other.generation, other.touched,
+        return (self.uid, self.digest, self.generation, self.touched, self.epoch) == (
+            other.uid, other.digest, other.generation, other.touched, other.epoch,
         )  # fmt: skip
 
 
@@ -136,17 +137,26 @@ class Reconciler:
         self._touched: dict[AppKey, int] = {}
         self._quiet: dict[AppKey, Quiet] = {}
         self._owners: dict[ObjectRef, AppKey] = {}  # of the objects of quiet Applications
+        self._epoch = 0
+        # Whether a watch reports changes to a kind (set by the manager): only then may an
+        # Application of that kind skip a compare.
+        self.watching: Callable[[str, str], bool] = lambda group, kind: False
 
     # --- what the watches tell ----------------------------------------------------------------
-    def touch(self, key: AppKey | None, ref: ObjectRef | None = None) -> AppKey | None:
-        """One of the Application's objects changed (not by this controller): compare it again.
-        Without ``key`` (the object lost its tracking id), the Application that last had ``ref``
-        in sync; returns the key touched, if any."""
+    def touch(self, key: AppKey) -> None:
+        """One of the Application's objects changed (not by this controller): compare it again."""
         with self._lock:
-            key = key or (self._owners.get(ref) if ref is not None else None)
-            if key is not None:
-                self._touched[key] = self._touched.get(key, 0) + 1
-        return key
+            self._touched[key] = self._touched.get(key, 0) + 1
+
+    def owner_of(self, ref: ObjectRef) -> AppKey | None:
+        """The Application that last found ``ref`` in sync, whatever its tracking id says now."""
+        with self._lock:
+            return self._owners.get(ref)
+
+    def pending(self, key: AppKey) -> bool:
+        """A status write of ours that the watch has not brought back yet."""
+        with self._lock:
+            return key in self.status_written
 
     def status_seen(self, key: AppKey, resource_version: str) -> None:
         """The watch delivered ``key`` at ``resource_version``: if that is our last status write,
@@ -168,6 +178,7 @@ class Reconciler:
         with self._lock:
             if key is None:
                 self._quiet.clear()
+                self._epoch += 1
             else:
                 self._quiet.pop(key, None)
 
@@ -284,13 +295,10 @@ class Reconciler:
 
     # --- the reconcile ----------------------------------------------------------------------
     def reconcile(self, key: AppKey, known: dict[str, Any] | None = None) -> Outcome:
-        """Reconcile ``key``. ``known`` is the Application as the watch last delivered it, which
-        saves a read when it is current: not when this controller has written its status since
-        (the watch has not brought that back yet), nor when it carries an operation (never act
-        on one twice)."""
-        with self._lock:
-            pending = key in self.status_written
-        current = known is not None and not pending and not known.get("operation")
+        """Reconcile ``key``. ``known`` is the Application as the watch delivered it, which saves
+        a read; the caller passes it only when no status write of ours is pending (``pending``).
+        One that carries an operation is read again: never act on an operation twice."""
+        current = known is not None and not known.get("operation")
         app = copy.deepcopy(known) if current else self.kube.get_app(key.namespace, key.name)
         if app is None:
             return Outcome()
@@ -398,12 +406,12 @@ class Reconciler:
         inventory = st.inventory(status)
         desired = {ObjectRef.of(o): o for o in target.objects}
         with self._lock:
-            touched, quiet = self._touched.get(key, 0), self._quiet.get(key)
+            touched, quiet, epoch = self._touched.get(key, 0), self._quiet.get(key), self._epoch
         digest = hashlib.sha256(json.dumps(target.objects, sort_keys=True).encode()).hexdigest()
         uid, generation = str(app["metadata"].get("uid")), int(app["metadata"].get("generation") or 0)
         if (
             not operation and quiet is not None and time.monotonic() < quiet.until
-            and quiet.same(Quiet(uid, digest, generation, touched, 0.0))
+            and quiet.same(Quiet(uid, digest, generation, touched, epoch, 0.0))
             and (status.get("sync") or {}).get("status") == "Synced"
         ):  # fmt: skip
             # In sync when last compared, and nothing changed since: the same objects from Git
@@ -530,9 +538,11 @@ class Reconciler:
             raise Step(st.APPLY_FAILED, "; ".join(sorted(foreign.values())), temporary=False)
         drift = status.get("drift") or {}
         in_sync = status["sync"]["status"] == "Synced" and not kept
-        if in_sync and not drift.get("resources") and not drift.get("breakGlass"):
+        watched = all(self.watching(ref.group, ref.kind) for ref in desired)
+        if in_sync and watched and not drift.get("resources") and not drift.get("breakGlass"):
             with self._lock:
-                self._quiet[key] = Quiet(uid, digest, generation, touched, time.monotonic() + QUIET_SECONDS)
+                until = time.monotonic() + QUIET_SECONDS
+                self._quiet[key] = Quiet(uid, digest, generation, touched, epoch, until)
                 self._owners.update((ref, key) for ref in desired)
         else:
             self.forget(key)

@@ -15,11 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
 from flask import Flask, Response, request, stream_with_context
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from extension.api import discovery, errors, managed_fields, openapi, selectors, table
+from extension.api import discovery, errors, jsoncodec, managed_fields, openapi, selectors, table
 from extension.api.schema import GROUP, PLURAL, VERSION
 from extension.auth import Attributes, RequestHeaderConfig, User, authenticate
 from extension.guard import reviews
@@ -62,7 +61,7 @@ def _gunicorn_peer_cert(environ: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _json(body: Any, code: int = 200, warnings: list[str] | None = None) -> Response:
-    response = Response(orjson.dumps(body), status=code, mimetype="application/json")
+    response = Response(jsoncodec.dumps(body), status=code, mimetype="application/json")
     for warning in warnings or []:
         response.headers.add("Warning", '299 - "' + warning.replace('"', '\\"') + '"')
     return response
@@ -98,7 +97,7 @@ def _body() -> Any:
     if not raw:
         return None
     try:
-        return orjson.loads(raw)
+        return jsoncodec.loads(raw)
     except ValueError as exc:
         raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
 
@@ -133,7 +132,7 @@ class Webhooks:
         except Exception:  # a bug answers a Status, never a bare 500 page
             log.exception("unhandled error on %s %s", environ.get("REQUEST_METHOD"), path)
             code, body = 500, errors.internal("the drift guard failed; see its log").status()
-        data = orjson.dumps(body)
+        data = jsoncodec.dumps(body)
         start_response(
             f"{code} {_REASONS.get(code, '')}",
             [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
@@ -427,6 +426,6 @@ def _watch_stream(
             if kind in ("ADDED", "MODIFIED", "DELETED") and as_table:
                 obj = table.table([obj], clock(), resource_version=obj["metadata"]["resourceVersion"],
                                       include_object=include)  # fmt: skip
-            yield orjson.dumps({"type": kind, "object": obj}, option=orjson.OPT_APPEND_NEWLINE)
+            yield jsoncodec.dumps({"type": kind, "object": obj}) + b"\n"
     except errors.APIError as exc:
-        yield orjson.dumps({"type": "ERROR", "object": exc.status()}, option=orjson.OPT_APPEND_NEWLINE)
+        yield jsoncodec.dumps({"type": "ERROR", "object": exc.status()}) + b"\n"

@@ -168,13 +168,16 @@ class Applications:
         for attempt in range(CONFLICT_RETRIES):
             cached = self.recent(namespace, name) if attempt == 0 else None
             old = cached or self.store.get(namespace, name)
-            new, wanted_rv = change(old)
-            if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+            try:
+                new, wanted_rv = change(old)
+                if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
+                    raise errors.stale(name)
+                new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+                warnings = self._admit(new, opts, for_create=False)
+            except errors.APIError:
                 if cached:
-                    continue  # the copy may be behind the client: ask the storage
-                raise errors.stale(name)
-            new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-            warnings = self._admit(new, opts, for_create=False)
+                    continue  # judged against a copy that may be behind: judge the stored object
+                raise
             objects.bump_generation(old, new)
             # managedFields are the server's: what the client sent back is ignored, and they
             # change only when the object does.

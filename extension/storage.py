@@ -16,11 +16,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from extension.api import errors
+from extension.api import errors, jsoncodec
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +53,13 @@ class Store:
 
     # --- translation -------------------------------------------------------------------------
     def _to_app(self, cm: dict[str, Any]) -> dict[str, Any]:
-        app: dict[str, Any] = orjson.loads((cm.get("data") or {})[DATA_KEY])
+        app: dict[str, Any] = jsoncodec.loads((cm.get("data") or {})[DATA_KEY])
         app["metadata"]["resourceVersion"] = cm["metadata"]["resourceVersion"]
         return app
 
     def _to_configmap(self, app: dict[str, Any]) -> dict[str, Any]:
         meta = app["metadata"]
-        stored = orjson.loads(orjson.dumps(app))
+        stored = jsoncodec.loads(jsoncodec.dumps(app))
         stored["metadata"].pop("resourceVersion", None)
         body: dict[str, Any] = {
             "apiVersion": "v1",
@@ -70,7 +69,7 @@ class Store:
                 "namespace": self.namespace,
                 "labels": {STORAGE_LABEL: STORAGE_VALUE, NAMESPACE_LABEL: meta["namespace"]},
             },
-            "data": {DATA_KEY: orjson.dumps(stored, option=orjson.OPT_SORT_KEYS).decode()},
+            "data": {DATA_KEY: jsoncodec.dumps(stored, sort_keys=True).decode()},
         }
         if meta.get("resourceVersion"):
             body["metadata"]["resourceVersion"] = meta["resourceVersion"]
@@ -86,7 +85,7 @@ class Store:
             response = fn(*args, **kwargs)
         except ApiException as exc:
             raise self._translate(exc, name) from exc
-        return orjson.loads(response.data)
+        return jsoncodec.loads(response.data)
 
     def _translate(self, exc: ApiException, name: str) -> errors.APIError:
         status = _status_of(exc)
@@ -208,7 +207,7 @@ class Store:
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
-                        yield self._translate_event(orjson.loads(line))
+                        yield self._translate_event(jsoncodec.loads(line))
         finally:
             response.release_conn()
 

@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
+from extension.api import jsoncodec
 from extension.api.tracking import AppKey, ObjectRef
 from extension.api.validation import parse_duration
 
@@ -135,7 +134,7 @@ class AppIndex:
     def latest(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A copy of the Application as the watch last delivered it (the API's writes start from it)."""
         data = self._latest.get(AppKey(namespace, name))
-        return orjson.loads(data) if data is not None else None
+        return jsoncodec.loads(data) if data is not None else None
 
     # --- writes -----------------------------------------------------------------------------
     def _index(self, app: GuardedApp, add: bool) -> None:
@@ -168,7 +167,9 @@ class AppIndex:
     def replace(self, apps: list[GuardedApp], objects: Sequence[dict[str, Any]] = ()) -> None:
         """Everything at once, after a (re-)list: the guard's view, and the listed objects."""
         by_key = {a.key: a for a in apps}
-        latest = {AppKey(o["metadata"]["namespace"], o["metadata"]["name"]): orjson.dumps(o) for o in objects}
+        latest = {
+            AppKey(o["metadata"]["namespace"], o["metadata"]["name"]): jsoncodec.dumps(o) for o in objects
+        }
         by_name: dict[NameKey, set[tuple[ObjectRef, AppKey]]] = {}
         for app in by_key.values():
             for ref in app.inventory:
@@ -185,7 +186,7 @@ class AppIndex:
         app = GuardedApp.of(obj)
         if kind in ("ADDED", "MODIFIED"):
             self.put(app)
-            self._latest[app.key] = orjson.dumps(obj)
+            self._latest[app.key] = jsoncodec.dumps(obj)
         elif kind == "DELETED":
             self.remove(app.key)
             self._latest.pop(app.key, None)

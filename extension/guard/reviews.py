@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal, TypedDict
 
-import orjson
+from extension.api import jsoncodec
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -87,7 +87,7 @@ class BadReview(ValueError):
 def parse(body: bytes) -> AdmissionRequest:
     """The request in an AdmissionReview body; ``BadReview`` says what is wrong with it."""
     try:
-        review = orjson.loads(body)
+        review = jsoncodec.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadReview(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(review, dict):

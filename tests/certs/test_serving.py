@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 
 from certs import pki, serving
@@ -81,3 +82,34 @@ def test_a_secret_written_before_ca_bundles_reads_as_trusting_its_one_ca() -> No
     assert secret.data is not None
     del secret.data["ca-bundle.crt"]
     assert serving._decode(secret) == state
+
+
+def test_a_ca_without_its_last_newline_settles_without_growing_the_bundle() -> None:
+    state = serving.settle(None, SERVICE, NAMESPACE, NOW)
+    secret = serving._encode(state, "tls", NAMESPACE, None)
+    assert secret.data is not None
+    ca_pem = state.ca.cert_pem.rstrip(b"\n")
+    secret.data["ca.crt"] = base64.b64encode(ca_pem).decode()
+    decoded = serving._decode(secret)
+    assert decoded is not None
+    settled = serving.settle(decoded, SERVICE, NAMESPACE, NOW)
+    assert settled.trusted == (state.ca.cert_pem,)
+    assert serving.settle(settled, SERVICE, NAMESPACE, NOW) == settled
+
+
+def test_a_next_ca_whose_start_time_was_lost_overlaps_again_instead_of_signing_at_once() -> None:
+    old = pki.new_ca("old", days=3)
+    start = serving.TLSState(old, pki.new_serving_cert(old, "x", DNS, ["127.0.0.1"], days=1), (old.cert_pem,))
+    due = NOW + datetime.timedelta(days=2, hours=12)
+    first = serving.settle(start, SERVICE, NAMESPACE, due)
+    lost = serving.TLSState(first.ca, first.leaf, first.trusted, first.next_ca, None)
+    again = serving.settle(lost, SERVICE, NAMESPACE, due + datetime.timedelta(hours=1))
+    assert again.ca == old and again.next_since == due + datetime.timedelta(hours=1)
+
+
+def test_corrupt_secret_data_reads_as_nothing_usable() -> None:
+    state = serving.settle(None, SERVICE, NAMESPACE, NOW)
+    secret = serving._encode(state, "tls", NAMESPACE, None)
+    assert secret.data is not None
+    secret.data["ca.crt"] = "%%% not base64 %%%"
+    assert serving._decode(secret) is None

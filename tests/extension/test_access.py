@@ -93,8 +93,8 @@ def test_an_editor_may_sync_but_only_admin_may_roll_back(k: Kubectl, namespace: 
 
 
 def test_a_role_with_resource_names_grants_exactly_those_applications(k: Kubectl, namespace: str) -> None:
-    """The extension first asks about the whole namespace and caches that answer; a Role limited
-    by resourceNames is denied there, so each object is then asked about by name."""
+    """Each object is asked about by name (and the answer cached): a Role limited by
+    resourceNames grants exactly those objects, the first time and from the cache."""
     k("apply", "-n", namespace, "-f", "-", input=APP)
     k("apply", "-n", namespace, "-f", "-", input=APP.replace('"name": "shop"', '"name": "other"'))
     k("create", "role", "only-shop", "-n", namespace, "--verb=get",

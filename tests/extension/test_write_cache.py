@@ -105,3 +105,16 @@ def test_a_write_that_stores_nothing_is_checked_against_the_storage(store: Count
     )
     assert dry["metadata"]["labels"] == {"a": "1", "b": "2"}
     assert dry["metadata"]["resourceVersion"] == newer["metadata"]["resourceVersion"]
+
+
+def test_a_patch_that_fails_against_a_copy_that_is_behind_is_judged_on_the_stored_object(
+    store: CountingStore,
+) -> None:
+    """Read your writes: a JSON patch testing a label just set passes even when the copy is older."""
+    old = created(store)
+    Applications(store).patch("team-a", "shop", MERGE, {"metadata": {"labels": {"a": "1"}}}, WriteOptions())
+    patch = [{"op": "test", "path": "/metadata/labels/a", "value": "1"},
+             {"op": "add", "path": "/metadata/labels/b", "value": "2"}]  # fmt: skip
+    written = with_copy(store, old).patch("team-a", "shop", "application/json-patch+json", patch,
+                                          WriteOptions()).body  # fmt: skip
+    assert written["metadata"]["labels"] == {"a": "1", "b": "2"}
