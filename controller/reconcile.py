@@ -94,17 +94,11 @@ class Quiet:
     """An Application found in sync: while Git renders the same objects, the spec is the same and
     no watch reported a change to its objects, comparing again would find the same."""
 
-    uid: str  # the Application's: one deleted and created again under its name starts afresh
-    digest: str  # of the rendered objects
-    generation: int
-    touched: int  # Reconciler.touch's count when the compare began
-    epoch: int  # Reconciler.forget's count (watch relists) when the compare began
+    # What the compare saw: the Application's uid (one deleted and created again under its name
+    # starts afresh), the digest of the rendered objects, the generation, Reconciler.touch's count
+    # and Reconciler.forget's count (watch relists) when the compare began.
+    seen: tuple[str, str, int, int, int]
     until: float  # monotonic: compare again after this, whatever
-
-    def same(self, other: Quiet) -> bool:
-        return (self.uid, self.digest, self.generation, self.touched, self.epoch) == (
-            other.uid, other.digest, other.generation, other.touched, other.epoch,
-        )  # fmt: skip
 
 
 @dataclass
@@ -411,7 +405,7 @@ class Reconciler:
         uid, generation = str(app["metadata"].get("uid")), int(app["metadata"].get("generation") or 0)
         if (
             not operation and quiet is not None and time.monotonic() < quiet.until
-            and quiet.same(Quiet(uid, digest, generation, touched, epoch, 0.0))
+            and quiet.seen == (uid, digest, generation, touched, epoch)
             and (status.get("sync") or {}).get("status") == "Synced"
         ):  # fmt: skip
             # In sync when last compared, and nothing changed since: the same objects from Git
@@ -542,7 +536,7 @@ class Reconciler:
         if in_sync and watched and not drift.get("resources") and not drift.get("breakGlass"):
             with self._lock:
                 until = time.monotonic() + QUIET_SECONDS
-                self._quiet[key] = Quiet(uid, digest, generation, touched, epoch, until)
+                self._quiet[key] = Quiet((uid, digest, generation, touched, epoch), until)
                 self._owners.update((ref, key) for ref in desired)
         else:
             self.forget(key)

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Protocol
 
 from flask import Flask, Response, request, stream_with_context
@@ -102,13 +103,6 @@ def _body() -> Any:
         raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
 
 
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    500: "Internal Server Error",
-}
 WEBHOOK_PATHS = ("/validate", "/mutate")
 
 
@@ -134,7 +128,7 @@ class Webhooks:
             code, body = 500, errors.internal("the drift guard failed; see its log").status()
         data = jsoncodec.dumps(body)
         start_response(
-            f"{code} {_REASONS.get(code, '')}",
+            f"{code} {HTTPStatus(code).phrase}",
             [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
         )
         return [data]
@@ -151,16 +145,13 @@ class Webhooks:
             length = int(environ.get("CONTENT_LENGTH") or -1)
         except ValueError:
             return 400, reviews.bad_request("the Content-Length header is not a number")
+        too_large = f"the AdmissionReview is larger than the limit of {MAX_REVIEW_BYTES} bytes"
         if length > MAX_REVIEW_BYTES:
-            return 400, reviews.bad_request(
-                f"the AdmissionReview is larger than the limit of {MAX_REVIEW_BYTES} bytes"
-            )
+            return 400, reviews.bad_request(too_large)
         # Without a length (chunked), read one byte past the limit to tell an oversized body.
         body = environ["wsgi.input"].read(length if length >= 0 else MAX_REVIEW_BYTES + 1)
         if len(body) > MAX_REVIEW_BYTES:
-            return 400, reviews.bad_request(
-                f"the AdmissionReview is larger than the limit of {MAX_REVIEW_BYTES} bytes"
-            )
+            return 400, reviews.bad_request(too_large)
         return self.guard.validate(body) if path == "/validate" else self.guard.mutate(body)
 
 
