@@ -1,13 +1,12 @@
 """The controller's only door to kube-apiserver: REST calls, discovery, watches and Events.
 
-Everything here is I/O. ``ApiException`` is wrapped once, into :class:`KubeError` carrying the
-parsed ``metav1.Status``, so the rest of the controller reasons about reasons (NotFound,
+Every answer that is not 2xx, and every transport error, becomes a :class:`KubeError` carrying
+the parsed ``metav1.Status``, so the rest of the controller reasons about reasons (NotFound,
 Conflict, Invalid, Forbidden), never about HTTP. Decisions live elsewhere.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -19,10 +18,11 @@ from urllib.parse import quote
 
 import urllib3
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
+from extension.api import jsoncodec
 from extension.api.schema import GROUP, PLURAL, VERSION
 from extension.api.tracking import FIELD_MANAGER
+from extension.kubehttp import KubeHTTP, status_of
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +39,6 @@ class KubeError(Exception):
     @property
     def temporary(self) -> bool:
         return self.code in (0, 429, 500, 502, 503, 504) or self.reason in ("Timeout", "ServerTimeout")
-
-
-def _error(exc: ApiException) -> KubeError:
-    try:
-        status = json.loads(exc.body or "{}")
-    except ValueError:
-        status = {}
-    if not isinstance(status, dict):
-        status = {}
-    return KubeError(
-        int(exc.status or 0), str(status.get("reason") or exc.reason or "Unknown"),
-        str(status.get("message") or exc.reason or "no message"),
-    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,11 +73,10 @@ def load_client(kubeconfig: str | None) -> client.ApiClient:
 
 
 class Kube:
-    """Thin REST over one ``ApiClient``; thread-safe (urllib3's pool is)."""
+    """Thin REST over one ``ApiClient``'s pool and credentials; thread-safe (urllib3's pool is)."""
 
     def __init__(self, api: client.ApiClient, *, timeout: float = 30.0) -> None:
-        self.api = api
-        self.api.user_agent = f"{FIELD_MANAGER}/v1alpha1"
+        self.http = KubeHTTP(api, user_agent=f"{FIELD_MANAGER}/v1alpha1")
         self.timeout = timeout
         self._resources: dict[tuple[str, str], Resource] = {}
         self._discovered_at = 0.0
@@ -98,30 +84,26 @@ class Kube:
 
     # --- raw calls ----------------------------------------------------------------------------
     def _send(
-        self, method: str, path: str, query: dict[str, Any], body: Any, content_type: str, timeout: Any
-    ) -> Any:
-        """The urllib3 response, not read yet; a non-2xx status raises :class:`KubeError`."""
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        params = [(k, v) for k, v in query.items() if v is not None]
+        self, method: str, path: str, query: dict[str, Any], body: Any, content_type: str, timeout: Any,
+        stream: bool = False,
+    ) -> Any:  # fmt: skip
+        """The urllib3 response (not read yet when ``stream``); a non-2xx status raises
+        :class:`KubeError`."""
         try:
-            # Bodies go as dicts: the client serializes them for JSON and YAML content types alike.
-            serialized = self.api.param_serialize(
-                method,
-                path,
-                query_params=params,
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-            )
-            response = self.api.call_api(*serialized, _request_timeout=timeout).response
-        except ApiException as exc:
-            raise _error(exc) from exc
+            response = self.http.send(
+                method, path, query=query, body=body, content_type=content_type, timeout=timeout,
+                stream=stream,
+            )  # fmt: skip
+            if response.status >= 300:
+                data = response.data
+                response.release_conn()
+                status = status_of(data)
+                raise KubeError(
+                    response.status, str(status.get("reason") or response.reason or "Unknown"),
+                    str(status.get("message") or response.reason or "no message"),
+                )  # fmt: skip
         except (OSError, urllib3.exceptions.HTTPError) as exc:  # refused, reset, timed out
             raise KubeError(0, "ServiceUnavailable", f"{method} {path}: {exc}") from exc
-        if response.status >= 300:
-            data = response.data
-            response.release_conn()
-            raise _error(ApiException(status=response.status, reason=response.reason, body=data.decode()))
         return response
 
     def request(
@@ -135,18 +117,14 @@ class Kube:
         timeout: float | None = None,
     ) -> Any:
         response = self._send(method, path, query or {}, body, content_type, timeout or self.timeout)
-        try:
-            data = response.data
-        except (OSError, urllib3.exceptions.HTTPError) as exc:
-            raise KubeError(0, "ServiceUnavailable", f"{method} {path}: {exc}") from exc
-        finally:
-            response.release_conn()
-        return json.loads(data) if data else None
+        data = response.data
+        response.release_conn()
+        return jsoncodec.loads(data) if data else None
 
     def stream(self, path: str, query: dict[str, Any], timeout: float) -> Iterator[dict[str, Any]]:
         """A watch, event by event; ends when the server closes it."""
         response = self._send(
-            "GET", path, {**query, "watch": "true"}, None, "application/json", (10, timeout + 30)
+            "GET", path, {**query, "watch": "true"}, None, "application/json", (10, timeout + 30), stream=True
         )
         try:
             buffer = b""
@@ -155,7 +133,7 @@ class Kube:
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
-                        yield json.loads(line)
+                        yield jsoncodec.loads(line)
         except (OSError, urllib3.exceptions.HTTPError) as exc:  # reset, ended early, read timeout
             raise KubeError(0, "ServiceUnavailable", f"watch {path}: {exc}") from exc
         finally:

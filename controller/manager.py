@@ -8,7 +8,6 @@ polling them; Git is polled (with jitter) and refreshed at once by the webhook r
 
 from __future__ import annotations
 
-import copy
 import heapq
 import http.server
 import json
@@ -336,12 +335,12 @@ class _Gone(Exception):
 
 def _wants_reconcile(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether an Application event asks for work: our own status writes do not."""
-    a, b = copy.deepcopy(old), copy.deepcopy(new)
-    for obj in (a, b):
-        obj.pop("status", None)
-        obj["metadata"].pop("resourceVersion", None)
-        obj["metadata"].pop("managedFields", None)
-    return a != b
+
+    def essence(app: dict[str, Any]) -> dict[str, Any]:
+        meta = {k: v for k, v in app["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+        return {**{k: v for k, v in app.items() if k not in ("status", "metadata")}, "metadata": meta}
+
+    return essence(old) != essence(new)
 
 
 def serve(manager: Manager, bind: str, ready: Callable[[], list[str]]) -> http.server.ThreadingHTTPServer:

@@ -28,6 +28,7 @@ from controller.git import GitError, RepoCache
 from controller.kube import Kube, KubeError, Resource
 from controller.metrics import Metrics
 from controller.render import Limits, RenderError, render
+from extension.api import jsoncodec
 from extension.api.tracking import (
     BREAK_GLASS_REASON,
     BREAK_GLASS_UNTIL,
@@ -229,7 +230,8 @@ class Reconciler:
         with self._lock:
             cached = self._rendered.get(key)
         if cached is not None:
-            return [copy.deepcopy(o) for o in cached]
+            copied: list[dict[str, Any]] = jsoncodec.clone(cached)
+            return copied
         try:
             with self.repos.checkout(url, sha) as tree:
                 objects = render(
@@ -243,7 +245,7 @@ class Reconciler:
         with self._lock:
             if len(self._rendered) > 4096:
                 self._rendered.clear()
-            self._rendered[key] = copy.deepcopy(objects)
+            self._rendered[key] = jsoncodec.clone(objects)
         return objects
 
     def _target(self, app: dict[str, Any], key: AppKey) -> Target:
@@ -293,14 +295,14 @@ class Reconciler:
         a read; the caller passes it only when no status write of ours is pending (``pending``).
         One that carries an operation is read again: never act on an operation twice."""
         current = known is not None and not known.get("operation")
-        app = copy.deepcopy(known) if current else self.kube.get_app(key.namespace, key.name)
+        app = jsoncodec.clone(known) if current else self.kube.get_app(key.namespace, key.name)
         if app is None:
             return Outcome()
         if app["metadata"].get("deletionTimestamp"):
             return self._finalize(app, key)
         started = time.monotonic()
-        old_status = copy.deepcopy(app.get("status") or {})
-        status = copy.deepcopy(old_status)
+        old_status = jsoncodec.clone(app.get("status") or {})
+        status = jsoncodec.clone(old_status)
         now = now_text(self.clock)
         operation = app.get("operation")
         outcome = Outcome(requeue_after=self.options.poll_seconds)
@@ -459,7 +461,6 @@ class Reconciler:
             }
             started = f"syncing revision {st.short(target.sha)} ({len(selected or desired)} objects)"
             log.info("[%s] %s", key, started)
-            self.kube.event(app, "Normal", "SyncStarted", started)
             if operation:
                 status["operationState"] = self._operation_state(app, "Running", "syncing", now, None)
             applied = self._sync(
@@ -591,6 +592,12 @@ class Reconciler:
         steps = plan.waves(
             desired[r] for r in desired if r not in foreign and (not selected or r in selected)
         )
+        if app.get("operation") or len(steps) > 1:
+            # Worth an Event of its own when someone asked, or when waves wait on each other;
+            # otherwise Synced or SyncFailed follows at once.
+            count = sum(len(step) for step in steps)
+            message = f"syncing revision {st.short(target.sha)} ({count} objects, {len(steps)} waves)"
+            self.kube.event(app, "Normal", "SyncStarted", message)
         for index, step in enumerate(steps):
             for obj in step:
                 ref = ObjectRef.of(obj)

@@ -407,9 +407,10 @@ def _glob(pattern: str, where: str) -> re.Pattern[str] | None:
 # --- parsing and checking ---------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves timestamps as strings, as Kubernetes' own YAML decoding does; a
-    datetime would not survive the trip to JSON."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """SafeLoader (libyaml's parser when PyYAML has it: several times faster) that leaves timestamps
+    as strings, as Kubernetes' own YAML decoding does; a datetime would not survive the trip to
+    JSON."""
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -417,7 +418,7 @@ _Loader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
-# (1-based document number, 1-based line where the document starts, the parsed document)
+# (1-based document number, 1-based line where its content starts, the parsed document)
 _Document = tuple[int, int, Any]
 
 
@@ -425,9 +426,9 @@ def _load_yaml(text: str, origin: str) -> list[_Document]:
     loader = _Loader(text)
     documents: list[_Document] = []
     try:
-        while loader.check_data():  # type: ignore[no-untyped-call]
-            line = loader.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]
-            documents.append((len(documents) + 1, line, loader.get_data()))
+        while loader.check_node():
+            node = loader.get_node()
+            documents.append((len(documents) + 1, node.start_mark.line + 1, loader.construct_document(node)))
     except yaml.MarkedYAMLError as exc:
         # Not chained: the YAML error's own text quotes the offending line, which may hold a secret.
         raise RenderError(_yaml_message(origin, exc)) from None
@@ -855,15 +856,17 @@ def _set_flag(parameter: Any, where: str) -> str:
 
 
 def _helm_sources(output: str, documents: list[_Document]) -> dict[int, str]:
-    """Document number to the template it came from, from helm's '# Source: ' comments."""
+    """Document number to the template it came from, from helm's '# Source: ' comments: the
+    nearest one above the document's first line, after the document before."""
     lines = output.splitlines()
     sources: dict[int, str] = {}
-    starts = [line for _, line, _ in documents] + [len(lines) + 1]
-    for (index, start, _), end in zip(documents, starts[1:], strict=True):
-        for line in lines[start - 1 : end - 1]:
+    after = 0
+    for index, start, _ in documents:
+        for line in reversed(lines[after : start - 1]):
             if line.startswith("# Source: "):
                 sources[index] = line.removeprefix("# Source: ").strip()
                 break
+        after = start
     return sources
 
 

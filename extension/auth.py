@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client
+import urllib3
 
-from extension.api import errors
+from extension.api import errors, jsoncodec
+from extension.kubehttp import KubeHTTP, status_of
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class Authorizer:
     authorization does: asking about the whole namespace first would be exact for RBAC, but an
     authorization webhook may deny one name while RBAC allows the namespace."""
 
-    api: client.ApiClient
+    http: KubeHTTP
     allowed_ttl: float = 10.0
     denied_ttl: float = 5.0
     _cache: dict[tuple[Any, ...], tuple[float, bool, str]] = field(default_factory=dict)
@@ -152,25 +153,27 @@ class Authorizer:
             hit = self._cache.get(key)
             if hit and hit[0] > now:
                 return hit[1], hit[2]
-        review = client.AuthorizationV1Api(self.api).create_subject_access_review(
-            client.V1SubjectAccessReview(
-                spec=client.V1SubjectAccessReviewSpec(
-                    user=user.name,
-                    groups=list(user.groups),
-                    extra={k: list(v) for k, v in user.extra},
-                    resource_attributes=client.V1ResourceAttributes(
-                        group=attrs.group,
-                        resource=attrs.resource,
-                        subresource=attrs.subresource or None,
-                        verb=attrs.verb,
-                        namespace=attrs.namespace,
-                        name=attrs.name,
-                    ),
-                )
+        spec: dict[str, Any] = {
+            "user": user.name,
+            "groups": list(user.groups),
+            "extra": {k: list(v) for k, v in user.extra},
+            "resourceAttributes": {
+                "group": attrs.group, "resource": attrs.resource, "subresource": attrs.subresource or None,
+                "verb": attrs.verb, "namespace": attrs.namespace, "name": attrs.name,
+            },
+        }  # fmt: skip
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        try:
+            response = self.http.send(
+                "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=body, timeout=10.0
             )
-        )
-        allowed = bool(review.status and review.status.allowed)
-        reason = (review.status.reason if review.status else None) or ""
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise errors.internal(f"the authorization check could not be made: {exc}") from exc
+        if response.status >= 300:
+            message = status_of(response.data).get("message") or f"HTTP {response.status}"
+            raise errors.internal(f"the authorization check could not be made: {message}")
+        status = jsoncodec.loads(response.data).get("status") or {}
+        allowed, reason = bool(status.get("allowed")), str(status.get("reason") or "")
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

@@ -21,6 +21,7 @@ from extension.guard.index import AppIndex, IndexSync
 from extension.guard.kube import KubeParentReader
 from extension.guard.verdicts import GuardSettings
 from extension.guard.webhook import Guard
+from extension.kubehttp import KubeHTTP
 from extension.resources import Applications
 from extension.settings import Settings
 from extension.storage import Store
@@ -141,7 +142,8 @@ class RequestHeaderWatch:
 def build_app(settings: Settings | None = None) -> Any:
     settings = settings or Settings.from_env()
     api = api_client(settings)
-    store = Store(api, settings.namespace)
+    http = KubeHTTP(api, user_agent="driftguard-extension/v1alpha1")
+    store = Store(http, settings.namespace)
     requestheader = RequestHeaderWatch(api)
     # Each worker keeps its own index of Applications, from one list and a watch of the storage.
     index = AppIndex()
@@ -159,7 +161,7 @@ def build_app(settings: Settings | None = None) -> Any:
     return create_app(
         Deps(
             applications=Applications(store, recent=index.latest),
-            authorizer=Authorizer(api),
+            authorizer=Authorizer(http),
             requestheader=lambda: requestheader.current,
             readiness=readiness,
             guard=guard,

@@ -21,8 +21,8 @@ class Settings:
     controller_username: str = "system:serviceaccount:driftguard-system:driftguard-controller"
     cert_dir: str = "/tmp/driftguard-extension"  # noqa: S108 (an emptyDir in the pod)
     # DRIFTGUARD_CERT_DIR: where gunicorn reads the certs
-    workers: int = 2  # DRIFTGUARD_WORKERS
-    threads: int = 32  # DRIFTGUARD_THREADS: each open watch holds one
+    workers: int = 1  # DRIFTGUARD_WORKERS: one process shares one index and one review cache
+    threads: int = 64  # DRIFTGUARD_THREADS: each open watch holds one
     refresh_seconds: int = 300  # DRIFTGUARD_REFRESH_SECONDS: how often TLS files are re-checked
     kubeconfig: str = field(default="")  # KUBECONFIG; empty: in-cluster config
 

@@ -11,15 +11,17 @@ is too long, ``app-<digest>``. Its labels say what it is and which namespace it 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+import urllib3
 
 from extension.api import errors, jsoncodec
+from extension.kubehttp import KubeHTTP, status_of
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ STORAGE_LABEL = "gitops.driftguard.io/storage"
 STORAGE_VALUE = "application"
 NAMESPACE_LABEL = "gitops.driftguard.io/app-namespace"
 DATA_KEY = "application.json"
+ACTIVE_NAMESPACE_SECONDS = 5.0
 
 
 def storage_name(namespace: str, name: str) -> str:
@@ -36,20 +39,15 @@ def storage_name(namespace: str, name: str) -> str:
     return "app-" + hashlib.sha256(joined.encode()).hexdigest()[:40]
 
 
-def _status_of(exc: ApiException) -> dict[str, Any]:
-    try:
-        body = json.loads(exc.body or "{}")
-    except ValueError:
-        body = {}
-    return body if isinstance(body, dict) else {}
-
-
 class Store:
-    """CRUD and watch of Applications over a ``CoreV1Api`` bound to the extension's identity."""
+    """CRUD and watch of Applications through kube-apiserver, as the extension's identity."""
 
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.core = client.CoreV1Api(api)
+    def __init__(self, http: KubeHTTP, namespace: str) -> None:
+        self.http = http
         self.namespace = namespace
+        self._base = f"/api/v1/namespaces/{quote(namespace)}/configmaps"
+        self._active: dict[str, float] = {}  # namespace -> until when "Active" is believed
+        self._lock = threading.Lock()
 
     # --- translation -------------------------------------------------------------------------
     def _to_app(self, cm: dict[str, Any]) -> dict[str, Any]:
@@ -79,98 +77,95 @@ class Store:
         selector = f"{STORAGE_LABEL}={STORAGE_VALUE}"
         return f"{selector},{NAMESPACE_LABEL}={namespace}" if namespace else selector
 
-    def _call(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("_preload_content", False)
+    def _call(
+        self, name: str, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None
+    ) -> Any:
         try:
-            response = fn(*args, **kwargs)
-        except ApiException as exc:
-            raise self._translate(exc, name) from exc
+            response = self.http.send(method, path, query=query, body=body)
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise errors.service_unavailable(f"storage unavailable: {exc}") from exc
+        if response.status >= 300:
+            raise self._translate(response.status, response.data, name)
         return jsoncodec.loads(response.data)
 
-    def _translate(self, exc: ApiException, name: str) -> errors.APIError:
-        status = _status_of(exc)
-        reason = status.get("reason", "")
-        if exc.status == 404:
+    def _translate(self, code: int, data: bytes, name: str) -> errors.APIError:
+        status = status_of(data)
+        reason, message = status.get("reason", ""), status.get("message") or f"HTTP {code}"
+        if code == 404:
             return errors.not_found(name)
-        if exc.status == 409 and reason == "AlreadyExists":
+        if code == 409 and reason == "AlreadyExists":
             return errors.already_exists(name)
-        if exc.status == 409:
+        if code == 409:
             return errors.stale(name)
-        if exc.status == 410:
+        if code == 410:
             return errors.gone(status.get("message", "resource version too old"))
-        if exc.status in (401, 403):
+        if code in (401, 403):
             # The extension's own identity lacks a right: an install problem, not the user's.
-            log.error("storage call refused by kube-apiserver: %s", status.get("message", exc.reason))
-            return errors.internal(
-                f"the extension may not use its storage: {status.get('message', exc.reason)}"
-            )
-        if exc.status == 422:
+            log.error("storage call refused by kube-apiserver: %s", message)
+            return errors.internal(f"the extension may not use its storage: {message}")
+        if code == 422:
             return errors.APIError(422, "Invalid", status.get("message", "invalid"))
-        return errors.service_unavailable(f"storage unavailable: {status.get('message', exc.reason)}")
+        return errors.service_unavailable(f"storage unavailable: {message}")
 
     # --- verbs -------------------------------------------------------------------------------
     def get(self, namespace: str, name: str) -> dict[str, Any]:
-        cm = self._call(
-            name, self.core.read_namespaced_config_map, storage_name(namespace, name), self.namespace
-        )
+        cm = self._call(name, "GET", f"{self._base}/{quote(storage_name(namespace, name))}")
         if (cm["metadata"].get("labels") or {}).get(NAMESPACE_LABEL) != namespace:
             raise errors.not_found(name)
         return self._to_app(cm)
 
     def namespace_phase(self, namespace: str) -> str | None:
-        """The Namespace's phase (Active, Terminating), or None when it does not exist."""
+        """The Namespace's phase (Active, Terminating), or None when it does not exist. An Active
+        answer is believed for a few seconds, as kube-apiserver's NamespaceLifecycle admission
+        believes its informer: a burst of creates in one namespace costs one read."""
+        now = time.monotonic()
+        with self._lock:
+            if self._active.get(namespace, 0.0) > now:
+                return "Active"
         try:
-            ns = self.core.read_namespace(namespace)
-        except ApiException as exc:
-            if exc.status == 404:
+            ns = self._call(namespace, "GET", f"/api/v1/namespaces/{quote(namespace)}")
+        except errors.APIError as exc:
+            if exc.code == 404:
                 return None
-            raise self._translate(exc, namespace) from exc
-        return (ns.status.phase if ns.status else None) or "Active"
+            raise
+        phase = str((ns.get("status") or {}).get("phase") or "Active")
+        if phase == "Active":
+            with self._lock:
+                if len(self._active) > 10_000:
+                    self._active.clear()
+                self._active[namespace] = now + ACTIVE_NAMESPACE_SECONDS
+        return phase
 
     def list(
         self, namespace: str | None, resource_version: str | None = None
     ) -> tuple[list[dict[str, Any]], str]:
-        kwargs: dict[str, Any] = {"label_selector": self._selector(namespace)}
+        query: dict[str, Any] = {"labelSelector": self._selector(namespace)}
         if resource_version:
-            kwargs["resource_version"] = resource_version
-            kwargs["resource_version_match"] = "NotOlderThan"
-        found = self._call("", self.core.list_namespaced_config_map, self.namespace, **kwargs)
+            query["resourceVersion"] = resource_version
+            query["resourceVersionMatch"] = "NotOlderThan"
+        found = self._call("", "GET", self._base, query=query)
         apps = [self._to_app(cm) for cm in found.get("items") or []]
         apps.sort(key=lambda a: (a["metadata"]["namespace"], a["metadata"]["name"]))
         return apps, found["metadata"].get("resourceVersion", "")
 
     def create(self, app: dict[str, Any]) -> dict[str, Any]:
-        name = app["metadata"]["name"]
-        return self._to_app(
-            self._call(name, self.core.create_namespaced_config_map, self.namespace, self._to_configmap(app))
-        )
+        body = self._to_configmap(app)
+        return self._to_app(self._call(app["metadata"]["name"], "POST", self._base, body=body))
 
     def update(self, app: dict[str, Any]) -> dict[str, Any]:
         """Replace; a resourceVersion in ``app`` is a precondition (stale -> 409 Conflict)."""
-        meta = app["metadata"]
         body = self._to_configmap(app)
-        return self._to_app(
-            self._call(
-                meta["name"],
-                self.core.replace_namespaced_config_map,
-                body["metadata"]["name"],
-                self.namespace,
-                body,
-            )
-        )
+        path = f"{self._base}/{quote(body['metadata']['name'])}"
+        return self._to_app(self._call(app["metadata"]["name"], "PUT", path, body=body))
 
     def delete(self, app: dict[str, Any]) -> None:
         meta = app["metadata"]
-        options = client.V1DeleteOptions(
-            preconditions=client.V1Preconditions(resource_version=meta.get("resourceVersion"))
-        )
-        self._call(
-            meta["name"],
-            self.core.delete_namespaced_config_map,
-            storage_name(meta["namespace"], meta["name"]),
-            self.namespace,
-            body=options,
-        )
+        options = {
+            "apiVersion": "v1", "kind": "DeleteOptions",
+            "preconditions": {"resourceVersion": meta.get("resourceVersion")},
+        }  # fmt: skip
+        path = f"{self._base}/{quote(storage_name(meta['namespace'], meta['name']))}"
+        self._call(meta["name"], "DELETE", path, body=options)
 
     def watch(
         self,
@@ -181,25 +176,28 @@ class Store:
     ) -> Iterator[dict[str, Any]]:
         """Watch events translated to Applications. kube-apiserver's ERROR events (410 Gone on a
         compacted resourceVersion) pass through unchanged, so clients re-list as they would."""
-        kwargs: dict[str, Any] = {
-            "label_selector": self._selector(namespace),
+        query: dict[str, Any] = {
+            "labelSelector": self._selector(namespace),
             "watch": True,
-            "allow_watch_bookmarks": True,
-            "timeout_seconds": timeout_seconds,
-            "_preload_content": False,
+            "allowWatchBookmarks": True,
+            "timeoutSeconds": timeout_seconds,
+            "resourceVersion": resource_version or None,
         }
-        if resource_version:
-            kwargs["resource_version"] = resource_version
         if send_initial_events:
             # A "watch list" (kubectl wait, client-go informers): kube-apiserver sends the current
             # objects as ADDED, then a bookmark annotated k8s.io/initial-events-end.
-            kwargs["send_initial_events"] = True
-            kwargs["resource_version_match"] = "NotOlderThan"
+            query["sendInitialEvents"] = True
+            query["resourceVersionMatch"] = "NotOlderThan"
         try:
-            # _preload_content=False: the raw urllib3 response, streamed line by line.
-            response: Any = self.core.list_namespaced_config_map(self.namespace, **kwargs)
-        except ApiException as exc:
-            raise self._translate(exc, "") from exc
+            response = self.http.send(
+                "GET", self._base, query=query, timeout=(10.0, timeout_seconds + 30.0), stream=True
+            )
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise errors.service_unavailable(f"storage unavailable: {exc}") from exc
+        if response.status >= 300:
+            data = response.data
+            response.release_conn()
+            raise self._translate(response.status, data, "")
         try:
             buffer = b""
             for chunk in response.stream(amt=None, decode_content=True):

@@ -80,7 +80,7 @@ main() {
     (
       cd "${REPO_ROOT}"
       KUBECONFIG="${EXTENSION_DIR}/kubeconfig" DRIFTGUARD_BIND="127.0.0.1:${EXTENSION_PORT}" \
-        DRIFTGUARD_CERT_DIR="${EXTENSION_DIR}/tls" DRIFTGUARD_WORKERS="${DRIFTGUARD_WORKERS:-2}" \
+        DRIFTGUARD_CERT_DIR="${EXTENSION_DIR}/tls" DRIFTGUARD_WORKERS="${DRIFTGUARD_WORKERS:-1}" \
         setsid "${VENV_DIR}/bin/gunicorn" --config python:extension.gunicorn_conf extension.wsgi:app \
         </dev/null >>"${LOG_DIR}/driftguard-extension.log" 2>&1 &
       record_pid driftguard-extension $!

@@ -22,3 +22,8 @@ def dumps(obj: Any, *, sort_keys: bool = False) -> bytes:
         return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except TypeError:
         return json.dumps(obj, sort_keys=sort_keys, separators=(",", ":")).encode()
+
+
+def clone(obj: Any) -> Any:
+    """A deep copy of JSON data, several times faster than copy.deepcopy."""
+    return loads(dumps(obj))

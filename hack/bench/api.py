@@ -133,7 +133,16 @@ def main() -> None:
     kube = config.new_client_from_config(config_file=str(REPO / ".local" / "kubeconfig"))
     core = client.CoreV1Api(kube)
     api = Conn()
-    if not any(ns.metadata.name == NAMESPACE for ns in core.list_namespace().items):
+    deadline = time.monotonic() + 600
+    while (found := [ns for ns in core.list_namespace().items if ns.metadata.name == NAMESPACE]) and (
+        found[0].metadata.deletion_timestamp
+    ):
+        # An earlier run's namespace, still being deleted: 2,000 objects take a while to go.
+        if time.monotonic() > deadline:
+            raise SystemExit(f"namespace {NAMESPACE} of an earlier run is still being deleted after 600s")
+        print(f"  waiting for namespace {NAMESPACE} of an earlier run to be deleted", flush=True)
+        time.sleep(5)
+    if not found:
         core.create_namespace({"metadata": {"name": NAMESPACE}})
     try:
         client.ApiextensionsV1Api(kube).create_custom_resource_definition(crd())

@@ -3,7 +3,8 @@
 1. N Applications (default 1,000) of 4 objects each (ConfigMap, Secret, headless Service (the
    local service CIDR holds 254 addresses), ServiceAccount)
    from local repositories served by git daemon on loopback: time from creating them to all
-   Synced, and the controller's peak RSS (VmHWM).
+   Synced, the controller's peak RSS (VmHWM), and meanwhile the CPU time of each local process
+   and the requests kube-apiserver served.
 2. The floor: ``kubectl apply --server-side`` of the same objects (other names) in one call.
 3. Drift restore: a ConfigMap of a selfHeal Application changed by hand (guard off) until the
    controller has put Git's value back; p50/p95 over samples.
@@ -18,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import statistics
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +69,50 @@ def peak_rss_mib() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+PROCESSES = (
+    "kube-apiserver",
+    "etcd",
+    "kube-controller-manager",
+    "driftguard-extension",
+    "driftguard-controller",
+)
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system, with reaped children: gunicorn workers) of each local process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+
+    def used(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        except OSError:
+            return 0.0
+        own = sum(int(f) for f in fields[11:15]) / tick
+        return own + sum(used(child) for child in children.get(pid, []))
+
+    return {name: used(pid) for name in PROCESSES if (pid := running_pid(name)) is not None}
+
+
+def requests_served() -> Counter[str]:
+    """kube-apiserver's apiserver_request_total, summed by verb and resource."""
+    counts: Counter[str] = Counter()
+    for line in kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            resource = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
+            key = f"{labels.get('verb')} {resource or labels.get('group', '')}"
+            counts[key] += int(float(line.split()[-1]))
+    return counts
 
 
 def wait_gone(core: client.CoreV1Api, names: list[str], timeout: float = 600) -> None:
@@ -123,6 +171,7 @@ def main() -> None:
                 ]
             print(f"{args.apps} Applications x 4 objects over {args.repos} repositories (git daemon)")
 
+            cpu_before, requests_before = cpu_seconds(), requests_served()
             started = time.monotonic()
             for r, names in per_repo.items():
                 apps = Apps(api, namespaces[r])
@@ -143,6 +192,12 @@ def main() -> None:
                 time.sleep(1.0)
             sync_all = time.monotonic() - started
             rss = peak_rss_mib()
+            cpu = {name: used - cpu_before.get(name, 0.0) for name, used in cpu_seconds().items()}
+            served = requests_served() - requests_before
+            print(f"all {args.apps} Synced: {sync_all:.1f}s (creating them took {created:.1f}s of that)")
+            print("  CPU seconds meanwhile: " + ", ".join(f"{n} {s:.1f}" for n, s in cpu.items()))
+            top = served.most_common(14)
+            print("  kube-apiserver requests meanwhile: " + ", ".join(f"{k} {v}" for k, v in top))
 
             started = time.monotonic()
             kubectl(
@@ -199,8 +254,8 @@ def main() -> None:
         "apps": args.apps, "objects": args.apps * 4, "create_seconds": round(created, 1),
         "all_synced_seconds": round(sync_all, 1), "floor_seconds": round(floor, 1),
         "ratio_to_floor": round(sync_all / floor, 2), "controller_peak_rss_mib": round(rss, 1),
+        "cpu_seconds_to_synced": {name: round(used, 1) for name, used in cpu.items()},
     }  # fmt: skip
-    print(f"all {args.apps} Synced: {sync_all:.1f}s (creating them took {created:.1f}s of that)")
     print(
         f"floor, kubectl apply --server-side of {args.apps * 4} objects: {floor:.1f}s; "
         f"ratio {sync_all / floor:.2f}x"
