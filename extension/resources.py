@@ -4,6 +4,8 @@ calls these, and serializes what they return or raise (``APIError``)."""
 from __future__ import annotations
 
 import datetime
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +22,12 @@ from extension.api.validation import (
 )
 
 CONFLICT_RETRIES = 5
+# How long a read waits for the watch-fed cache to hold this worker's own last write, before it
+# reads the storage instead.
+READ_WAIT_SECONDS = 0.5
+# How long an Application deleted through this worker is hidden from cached reads, unless the
+# cache has seen it go before: far longer than a watch event takes.
+GONE_SECONDS = 30.0
 
 
 class Store(Protocol):
@@ -38,6 +46,20 @@ class Store(Protocol):
         timeout_seconds: int,
         send_initial_events: bool = False,
     ) -> Iterator[dict[str, Any]]: ...
+
+
+class ReadCache(Protocol):
+    """The worker's watch-fed copy of the storage (``extension.guard.index.AppIndex``)."""
+
+    rv: int
+
+    def latest(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    def items(self, namespace: str | None) -> list[dict[str, Any]]: ...
+    def caught_up(self, rv: int, timeout: float) -> bool: ...
+
+
+def _version(rv: Any) -> int:
+    return int(rv) if isinstance(rv, str) and rv.isdigit() else 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +111,12 @@ class Applications:
     # its watch cache the same way. The write carries the copy's resourceVersion, so a copy that
     # is behind only costs a conflict, and the retry reads the storage.
     recent: Callable[[str, str], dict[str, Any] | None] = lambda namespace, name: None
+    # GET and LIST are answered from this cache while its watch is healthy, once it holds every
+    # write this worker made (read your writes); otherwise from the storage. See README, "Reads".
+    reads: ReadCache | None = None
+    _written: int = 0  # the storage's resourceVersion of this worker's newest write
+    _gone: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)  # uid, until
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- checks shared by every write ---------------------------------------------------------
     def _admit(self, app: dict[str, Any], opts: WriteOptions, *, for_create: bool) -> list[str]:
@@ -111,8 +139,40 @@ class Applications:
         return warnings
 
     # --- reads -------------------------------------------------------------------------------
+    def _cached(self, at_least: int = 0) -> ReadCache | None:
+        """The cache, if it may answer a read that must see ``at_least`` and this worker's writes."""
+        if self.reads is None:
+            return None
+        with self._lock:
+            wanted = max(self._written, at_least)
+        return self.reads if self.reads.caught_up(wanted, READ_WAIT_SECONDS) else None
+
+    def _hidden(self, app: dict[str, Any]) -> bool:
+        """Deleted through this worker, and the cache has not seen it go yet."""
+        meta = app["metadata"]
+        with self._lock:
+            gone = self._gone.get((meta["namespace"], meta["name"]))
+        return gone is not None and gone[0] == meta.get("uid") and gone[1] > time.monotonic()
+
+    def _wrote(self, app: dict[str, Any] | None, deleted: dict[str, Any] | None = None) -> None:
+        with self._lock:
+            if app is not None:
+                self._written = max(self._written, _version(app["metadata"].get("resourceVersion")))
+                self._gone.pop((app["metadata"]["namespace"], app["metadata"]["name"]), None)
+            if deleted is not None:
+                meta = deleted["metadata"]
+                now = time.monotonic()
+                self._gone = {k: v for k, v in self._gone.items() if v[1] > now}
+                self._gone[(meta["namespace"], meta["name"])] = (meta.get("uid", ""), now + GONE_SECONDS)
+
     def get(self, namespace: str, name: str) -> dict[str, Any]:
-        return self.store.get(namespace, name)
+        cache = self._cached()
+        if cache is None:
+            return self.store.get(namespace, name)
+        app = cache.latest(namespace, name)
+        if app is None or self._hidden(app):
+            raise errors.not_found(name)
+        return app
 
     def list(
         self,
@@ -120,8 +180,14 @@ class Applications:
         match: Callable[[dict[str, Any]], bool],
         resource_version: str | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
-        apps, rv = self.store.list(namespace, resource_version or None)
-        return [a for a in apps if match(a)], rv
+        """As kube-apiserver: no resourceVersion, the newest; "0", any; another, not older than it."""
+        at_least = 0 if resource_version in (None, "", "0") else _version(resource_version)
+        cache = self._cached(at_least) if resource_version in (None, "", "0") or at_least else None
+        if cache is None:
+            apps, rv = self.store.list(namespace, resource_version or None)
+            return [a for a in apps if match(a)], rv
+        rv = str(cache.rv)
+        return [a for a in cache.items(namespace) if match(a) and not self._hidden(a)], rv
 
     # --- writes ------------------------------------------------------------------------------
     def create(self, namespace: str, body: Any, opts: WriteOptions) -> Result:
@@ -143,16 +209,21 @@ class Applications:
             )  # fmt: skip
         if opts.dry_run:
             return Result(app, 201, warnings)
-        return Result(self.store.create(app), 201, warnings)
+        created = self.store.create(app)
+        self._wrote(created)
+        return Result(created, 201, warnings)
 
     def _write(self, old: dict[str, Any], new: dict[str, Any], opts: WriteOptions) -> dict[str, Any]:
         if objects.is_finalized(new):
             if not opts.dry_run:
                 self.store.delete(new)
+                self._wrote(None, deleted=new)
             return new
         if new == old or opts.dry_run:
             return new
-        return self.store.update(new)
+        written = self.store.update(new)
+        self._wrote(written)
+        return written
 
     def _modify(
         self,
@@ -259,6 +330,7 @@ class Applications:
             try:
                 if new is None:
                     self.store.delete(old)
+                    self._wrote(None, deleted=old)
                     return Result(old)
                 return Result(self._write(old, new, opts))
             except errors.APIError as exc:

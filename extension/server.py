@@ -160,7 +160,9 @@ def build_app(settings: Settings | None = None) -> Any:
 
     return create_app(
         Deps(
-            applications=Applications(store, recent=index.latest),
+            applications=Applications(
+                store, recent=index.latest, reads=None if settings.consistent_reads else index
+            ),
             authorizer=Authorizer(http),
             requestheader=lambda: requestheader.current,
             readiness=readiness,

@@ -109,6 +109,13 @@ class GuardedApp:
 NameKey = tuple[str, str, str]  # group, namespace, name
 
 
+def version_number(rv: str | None) -> int | None:
+    """The storage's resourceVersion as a number. kube's clients must treat it as opaque; the
+    extension is the storage's server side here, as kube-apiserver's watch cache is for etcd, whose
+    revisions these are."""
+    return int(rv) if rv and rv.isdigit() else None
+
+
 class AppIndex:
     """Applications by key, and inventory entries by (group, namespace, name) for the scale check."""
 
@@ -117,8 +124,10 @@ class AppIndex:
         self._latest: dict[AppKey, bytes] = {}  # each Application as last seen, serialized
         self._by_name: dict[NameKey, frozenset[tuple[ObjectRef, AppKey]]] = {}
         self._lock = threading.Lock()
+        self._advanced = threading.Condition(self._lock)
         self.synced = False
         self.error = "not listed yet"
+        self.rv = 0  # the storage's resourceVersion the index holds every change up to
 
     # --- reads (lock-free) ------------------------------------------------------------------
     def get(self, key: AppKey) -> GuardedApp | None:
@@ -136,7 +145,40 @@ class AppIndex:
         data = self._latest.get(AppKey(namespace, name))
         return jsoncodec.loads(data) if data is not None else None
 
+    def items(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Copies of the Applications (of one namespace, or all), ordered as the storage lists."""
+        with self._lock:
+            found = [(k.namespace, k.name, v) for k, v in self._latest.items()
+                     if namespace in (None, k.namespace)]  # fmt: skip
+        return [jsoncodec.loads(data) for _, _, data in sorted(found)]
+
+    def caught_up(self, rv: int, timeout: float) -> bool:
+        """Whether the index is serving (listed, its watch healthy) and holds every change up to
+        the storage's resourceVersion ``rv``, waiting up to ``timeout`` for the watch to get there."""
+        deadline = time.monotonic() + timeout
+        with self._advanced:
+            while self.synced and not self.error and self.rv < rv:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._advanced.wait(left)
+            return self.synced and not self.error
+
     # --- writes -----------------------------------------------------------------------------
+    def seen(self, rv: str) -> None:
+        """The watch (an event or a bookmark) or a list brought the index up to ``rv``."""
+        number = version_number(rv)
+        with self._advanced:
+            if number is not None and number > self.rv:
+                self.rv = number
+                self._advanced.notify_all()
+
+    def failed(self, error: str) -> None:
+        """The watch broke: the data is kept for the guard, but reads go to the storage."""
+        with self._advanced:
+            self.error = error
+            self._advanced.notify_all()
+
     def _index(self, app: GuardedApp, add: bool) -> None:
         for ref in app.inventory:
             name_key = (ref.group, ref.namespace, ref.name)
@@ -164,8 +206,8 @@ class AppIndex:
             if previous is not None:
                 self._index(previous, add=False)
 
-    def replace(self, apps: list[GuardedApp], objects: Sequence[dict[str, Any]] = ()) -> None:
-        """Everything at once, after a (re-)list: the guard's view, and the listed objects."""
+    def replace(self, apps: list[GuardedApp], objects: Sequence[dict[str, Any]] = (), rv: str = "") -> None:
+        """Everything at once, after a (re-)list at ``rv``: the guard's view, and the listed objects."""
         by_key = {a.key: a for a in apps}
         latest = {
             AppKey(o["metadata"]["namespace"], o["metadata"]["name"]): jsoncodec.dumps(o) for o in objects
@@ -178,6 +220,8 @@ class AppIndex:
             self._apps, self._latest = by_key, latest
             self._by_name = {k: frozenset(v) for k, v in by_name.items()}
             self.synced, self.error = True, ""
+            self.rv = max(self.rv, version_number(rv) or 0)
+            self._advanced.notify_all()
 
     def apply(self, event: dict[str, Any]) -> None:
         kind, obj = event.get("type"), event.get("object")
@@ -186,10 +230,13 @@ class AppIndex:
         app = GuardedApp.of(obj)
         if kind in ("ADDED", "MODIFIED"):
             self.put(app)
-            self._latest[app.key] = jsoncodec.dumps(obj)
+            data = jsoncodec.dumps(obj)
+            with self._lock:
+                self._latest[app.key] = data
         elif kind == "DELETED":
             self.remove(app.key)
-            self._latest.pop(app.key, None)
+            with self._lock:
+                self._latest.pop(app.key, None)
 
 
 class Source(Protocol):
@@ -235,14 +282,14 @@ class IndexSync:
             except Gone:
                 log.info("the Application watch's resourceVersion is gone; listing again")
             except Exception as exc:  # keep serving the last good index, and retry
-                self.index.error = f"cannot list or watch Applications: {exc}"
+                self.index.failed(f"cannot list or watch Applications: {exc}")
                 log.warning("drift guard index: %s; retrying in %.1fs", self.index.error, backoff)
                 self.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
 
     def _list_and_watch(self) -> None:
         items, rv = self.source.list(None)
-        self.index.replace([GuardedApp.of(app) for app in items], items)
+        self.index.replace([GuardedApp.of(app) for app in items], items, rv)
         log.info("drift guard index: %d Applications at resourceVersion %s", len(self.index), rv)
         while not self._stop.is_set():
             try:
@@ -263,4 +310,6 @@ class IndexSync:
                 raise Gone(str(obj.get("message", "")))
             raise RuntimeError(f"watch error: {obj.get('message', obj)}")
         self.index.apply(event)
-        return str(_dict(obj.get("metadata")).get("resourceVersion") or rv)
+        rv = str(_dict(obj.get("metadata")).get("resourceVersion") or rv)
+        self.index.seen(rv)
+        return rv
