@@ -593,10 +593,10 @@ class Reconciler:
             desired[r] for r in desired if r not in foreign and (not selected or r in selected)
         )
         if app.get("operation") or len(steps) > 1:
-            # Worth an Event of its own when someone asked, or when waves wait on each other;
-            # otherwise Synced or SyncFailed follows at once.
+            # Worth an Event of its own when someone asked, or when the sync waits for each step
+            # to be healthy; otherwise Synced or SyncFailed follows at once.
             count = sum(len(step) for step in steps)
-            message = f"syncing revision {st.short(target.sha)} ({count} objects, {len(steps)} waves)"
+            message = f"syncing revision {st.short(target.sha)}: {count} objects in {len(steps)} steps"
             self.kube.event(app, "Normal", "SyncStarted", message)
         for index, step in enumerate(steps):
             for obj in step:

@@ -337,7 +337,7 @@ def create_app(deps: Deps) -> Flask:
         verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[request.method]
         authorize(who, Attributes(verb, PLURAL, namespace, name))
         if verb == "get":
-            return one(apps.get(namespace, name))
+            return one(apps.get(namespace, name, request.args.get("resourceVersion") or None))
         if verb == "update":
             return respond(apps.update(namespace, name, _body(), _write_options()))
         if verb == "patch":
@@ -353,7 +353,7 @@ def create_app(deps: Deps) -> Flask:
         verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}[request.method]
         authorize(who, Attributes(verb, PLURAL, namespace, name, subresource="status"))
         if verb == "get":
-            return one(apps.get(namespace, name))
+            return one(apps.get(namespace, name, request.args.get("resourceVersion") or None))
         if verb == "update":
             return respond(apps.update(namespace, name, _body(), _write_options(), status=True))
         return respond(

@@ -11,6 +11,7 @@ Authorization: a SubjectAccessReview per request, cached briefly (allowed and de
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import urllib.parse
@@ -22,6 +23,8 @@ import urllib3
 
 from extension.api import errors, jsoncodec
 from extension.kubehttp import KubeHTTP, status_of
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -168,9 +171,11 @@ class Authorizer:
                 "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body=body, timeout=10.0
             )
         except (OSError, urllib3.exceptions.HTTPError) as exc:
+            log.error("SubjectAccessReview for %s failed: %s", user.name, exc)
             raise errors.internal(f"the authorization check could not be made: {exc}") from exc
         if response.status >= 300:
             message = status_of(response.data).get("message") or f"HTTP {response.status}"
+            log.error("SubjectAccessReview for %s failed: %s", user.name, message)
             raise errors.internal(f"the authorization check could not be made: {message}")
         status = jsoncodec.loads(response.data).get("status") or {}
         allowed, reason = bool(status.get("allowed")), str(status.get("reason") or "")

@@ -4,8 +4,6 @@ calls these, and serializes what they return or raise (``APIError``)."""
 from __future__ import annotations
 
 import datetime
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,12 +20,9 @@ from extension.api.validation import (
 )
 
 CONFLICT_RETRIES = 5
-# How long a read waits for the watch-fed cache to hold this worker's own last write, before it
-# reads the storage instead.
+# How long a read from a resourceVersion waits for the index to reach it, before it reads the
+# storage instead.
 READ_WAIT_SECONDS = 0.5
-# How long an Application deleted through this worker is hidden from cached reads, unless the
-# cache has seen it go before: far longer than a watch event takes.
-GONE_SECONDS = 30.0
 
 
 class Store(Protocol):
@@ -51,10 +46,8 @@ class Store(Protocol):
 class ReadCache(Protocol):
     """The worker's watch-fed copy of the storage (``extension.guard.index.AppIndex``)."""
 
-    rv: int
-
     def latest(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-    def items(self, namespace: str | None) -> list[dict[str, Any]]: ...
+    def snapshot(self, namespace: str | None) -> tuple[str, list[dict[str, Any]]]: ...
     def caught_up(self, rv: int, timeout: float) -> bool: ...
 
 
@@ -111,12 +104,8 @@ class Applications:
     # its watch cache the same way. The write carries the copy's resourceVersion, so a copy that
     # is behind only costs a conflict, and the retry reads the storage.
     recent: Callable[[str, str], dict[str, Any] | None] = lambda namespace, name: None
-    # GET and LIST are answered from this cache while its watch is healthy, once it holds every
-    # write this worker made (read your writes); otherwise from the storage. See README, "Reads".
+    # Answers GET and LIST that name a resourceVersion (README, "Reads").
     reads: ReadCache | None = None
-    _written: int = 0  # the storage's resourceVersion of this worker's newest write
-    _gone: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)  # uid, until
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- checks shared by every write ---------------------------------------------------------
     def _admit(self, app: dict[str, Any], opts: WriteOptions, *, for_create: bool) -> list[str]:
@@ -139,38 +128,25 @@ class Applications:
         return warnings
 
     # --- reads -------------------------------------------------------------------------------
-    def _cached(self, at_least: int = 0) -> ReadCache | None:
-        """The cache, if it may answer a read that must see ``at_least`` and this worker's writes."""
-        if self.reads is None:
+    def _cached(self, resource_version: str | None) -> ReadCache | None:
+        """The index, when the request's resourceVersion lets it answer, as kube-apiserver's watch
+        cache does: "0" (any version) while its watch is healthy, or a version the index has
+        reached (not older than it). Without one, the read must be the newest, and only the
+        storage knows what that is: with two replicas, the other one's writes reach this index
+        after its watch delay."""
+        if self.reads is None or not resource_version:
             return None
-        with self._lock:
-            wanted = max(self._written, at_least)
-        return self.reads if self.reads.caught_up(wanted, READ_WAIT_SECONDS) else None
+        at_least = _version(resource_version)
+        if resource_version != "0" and not at_least:
+            return None  # not a version number: the storage answers what it makes of it
+        return self.reads if self.reads.caught_up(at_least, READ_WAIT_SECONDS) else None
 
-    def _hidden(self, app: dict[str, Any]) -> bool:
-        """Deleted through this worker, and the cache has not seen it go yet."""
-        meta = app["metadata"]
-        with self._lock:
-            gone = self._gone.get((meta["namespace"], meta["name"]))
-        return gone is not None and gone[0] == meta.get("uid") and gone[1] > time.monotonic()
-
-    def _wrote(self, app: dict[str, Any] | None, deleted: dict[str, Any] | None = None) -> None:
-        with self._lock:
-            if app is not None:
-                self._written = max(self._written, _version(app["metadata"].get("resourceVersion")))
-                self._gone.pop((app["metadata"]["namespace"], app["metadata"]["name"]), None)
-            if deleted is not None:
-                meta = deleted["metadata"]
-                now = time.monotonic()
-                self._gone = {k: v for k, v in self._gone.items() if v[1] > now}
-                self._gone[(meta["namespace"], meta["name"])] = (meta.get("uid", ""), now + GONE_SECONDS)
-
-    def get(self, namespace: str, name: str) -> dict[str, Any]:
-        cache = self._cached()
+    def get(self, namespace: str, name: str, resource_version: str | None = None) -> dict[str, Any]:
+        cache = self._cached(resource_version)
         if cache is None:
             return self.store.get(namespace, name)
         app = cache.latest(namespace, name)
-        if app is None or self._hidden(app):
+        if app is None:
             raise errors.not_found(name)
         return app
 
@@ -180,14 +156,12 @@ class Applications:
         match: Callable[[dict[str, Any]], bool],
         resource_version: str | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
-        """As kube-apiserver: no resourceVersion, the newest; "0", any; another, not older than it."""
-        at_least = 0 if resource_version in (None, "", "0") else _version(resource_version)
-        cache = self._cached(at_least) if resource_version in (None, "", "0") or at_least else None
+        cache = self._cached(resource_version)
         if cache is None:
             apps, rv = self.store.list(namespace, resource_version or None)
-            return [a for a in apps if match(a)], rv
-        rv = str(cache.rv)
-        return [a for a in cache.items(namespace) if match(a) and not self._hidden(a)], rv
+        else:
+            rv, apps = cache.snapshot(namespace)
+        return [a for a in apps if match(a)], rv
 
     # --- writes ------------------------------------------------------------------------------
     def create(self, namespace: str, body: Any, opts: WriteOptions) -> Result:
@@ -209,21 +183,16 @@ class Applications:
             )  # fmt: skip
         if opts.dry_run:
             return Result(app, 201, warnings)
-        created = self.store.create(app)
-        self._wrote(created)
-        return Result(created, 201, warnings)
+        return Result(self.store.create(app), 201, warnings)
 
     def _write(self, old: dict[str, Any], new: dict[str, Any], opts: WriteOptions) -> dict[str, Any]:
         if objects.is_finalized(new):
             if not opts.dry_run:
                 self.store.delete(new)
-                self._wrote(None, deleted=new)
             return new
         if new == old or opts.dry_run:
             return new
-        written = self.store.update(new)
-        self._wrote(written)
-        return written
+        return self.store.update(new)
 
     def _modify(
         self,
@@ -330,7 +299,6 @@ class Applications:
             try:
                 if new is None:
                     self.store.delete(old)
-                    self._wrote(None, deleted=old)
                     return Result(old)
                 return Result(self._write(old, new, opts))
             except errors.APIError as exc:

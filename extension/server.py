@@ -160,9 +160,7 @@ def build_app(settings: Settings | None = None) -> Any:
 
     return create_app(
         Deps(
-            applications=Applications(
-                store, recent=index.latest, reads=None if settings.consistent_reads else index
-            ),
+            applications=Applications(store, recent=index.latest, reads=index),
             authorizer=Authorizer(http),
             requestheader=lambda: requestheader.current,
             readiness=readiness,

@@ -24,9 +24,6 @@ class Settings:
     workers: int = 1  # DRIFTGUARD_WORKERS: one process shares one index and one review cache
     threads: int = 64  # DRIFTGUARD_THREADS: each open watch holds one
     refresh_seconds: int = 300  # DRIFTGUARD_REFRESH_SECONDS: how often TLS files are re-checked
-    # DRIFTGUARD_CONSISTENT_READS=true: every GET and LIST reads the storage, so a write through
-    # one replica is seen at once through another (README, "Reads").
-    consistent_reads: bool = False
     kubeconfig: str = field(default="")  # KUBECONFIG; empty: in-cluster config
 
     @classmethod
@@ -41,7 +38,6 @@ class Settings:
             workers=int(env.get("DRIFTGUARD_WORKERS", cls.workers)),
             threads=int(env.get("DRIFTGUARD_THREADS", cls.threads)),
             refresh_seconds=int(env.get("DRIFTGUARD_REFRESH_SECONDS", cls.refresh_seconds)),
-            consistent_reads=_flag(env, "DRIFTGUARD_CONSISTENT_READS"),
             controller_username=env.get("DRIFTGUARD_CONTROLLER_USERNAME", cls.controller_username),
             kubeconfig=env.get("KUBECONFIG", ""),
         )
@@ -63,10 +59,3 @@ class Settings:
         if self.threads < 4:
             problems.append("DRIFTGUARD_THREADS must be at least 4 (each open watch holds a thread)")
         return problems
-
-
-def _flag(env: dict[str, str], name: str) -> bool:
-    value = env.get(name, "false").strip().lower()
-    if value not in ("true", "false", "1", "0", ""):
-        raise ValueError(f"invalid settings: {name} must be true or false, not {env[name]!r}")
-    return value in ("true", "1")

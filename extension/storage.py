@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -29,7 +27,6 @@ STORAGE_LABEL = "gitops.driftguard.io/storage"
 STORAGE_VALUE = "application"
 NAMESPACE_LABEL = "gitops.driftguard.io/app-namespace"
 DATA_KEY = "application.json"
-ACTIVE_NAMESPACE_SECONDS = 5.0
 
 
 def storage_name(namespace: str, name: str) -> str:
@@ -46,8 +43,6 @@ class Store:
         self.http = http
         self.namespace = namespace
         self._base = f"/api/v1/namespaces/{quote(namespace)}/configmaps"
-        self._active: dict[str, float] = {}  # namespace -> until when "Active" is believed
-        self._lock = threading.Lock()
 
     # --- translation -------------------------------------------------------------------------
     def _to_app(self, cm: dict[str, Any]) -> dict[str, Any]:
@@ -115,26 +110,14 @@ class Store:
         return self._to_app(cm)
 
     def namespace_phase(self, namespace: str) -> str | None:
-        """The Namespace's phase (Active, Terminating), or None when it does not exist. An Active
-        answer is believed for a few seconds, as kube-apiserver's NamespaceLifecycle admission
-        believes its informer: a burst of creates in one namespace costs one read."""
-        now = time.monotonic()
-        with self._lock:
-            if self._active.get(namespace, 0.0) > now:
-                return "Active"
+        """The Namespace's phase (Active, Terminating), or None when it does not exist."""
         try:
             ns = self._call(namespace, "GET", f"/api/v1/namespaces/{quote(namespace)}")
         except errors.APIError as exc:
             if exc.code == 404:
                 return None
             raise
-        phase = str((ns.get("status") or {}).get("phase") or "Active")
-        if phase == "Active":
-            with self._lock:
-                if len(self._active) > 10_000:
-                    self._active.clear()
-                self._active[namespace] = now + ACTIVE_NAMESPACE_SECONDS
-        return phase
+        return str((ns.get("status") or {}).get("phase") or "Active")
 
     def list(
         self, namespace: str | None, resource_version: str | None = None
@@ -188,16 +171,19 @@ class Store:
             # objects as ADDED, then a bookmark annotated k8s.io/initial-events-end.
             query["sendInitialEvents"] = True
             query["resourceVersionMatch"] = "NotOlderThan"
+        # kube-apiserver ends the watch after timeoutSeconds (0: its own default, up to an hour) and
+        # sends a bookmark about once a minute: a read that waits longer means the stream is dead.
+        read_timeout = (timeout_seconds or 3600) + 30.0
         try:
             response = self.http.send(
-                "GET", self._base, query=query, timeout=(10.0, timeout_seconds + 30.0), stream=True
+                "GET", self._base, query=query, timeout=(10.0, read_timeout), stream=True
             )
+            if response.status >= 300:
+                data = response.data
+                response.release_conn()
+                raise self._translate(response.status, data, "")
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise errors.service_unavailable(f"storage unavailable: {exc}") from exc
-        if response.status >= 300:
-            data = response.data
-            response.release_conn()
-            raise self._translate(response.status, data, "")
         try:
             buffer = b""
             for chunk in response.stream(amt=None, decode_content=True):
@@ -206,6 +192,8 @@ class Store:
                     line, buffer = buffer.split(b"\n", 1)
                     if line.strip():
                         yield self._translate_event(jsoncodec.loads(line))
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise errors.service_unavailable(f"the storage watch ended: {exc}") from exc
         finally:
             response.release_conn()
 

@@ -145,12 +145,14 @@ class AppIndex:
         data = self._latest.get(AppKey(namespace, name))
         return jsoncodec.loads(data) if data is not None else None
 
-    def items(self, namespace: str | None) -> list[dict[str, Any]]:
-        """Copies of the Applications (of one namespace, or all), ordered as the storage lists."""
+    def snapshot(self, namespace: str | None) -> tuple[str, list[dict[str, Any]]]:
+        """The resourceVersion the index is at, and copies of its Applications (of one namespace,
+        or all) at that version, ordered as the storage lists them."""
         with self._lock:
+            rv = str(self.rv)
             found = [(k.namespace, k.name, v) for k, v in self._latest.items()
                      if namespace in (None, k.namespace)]  # fmt: skip
-        return [jsoncodec.loads(data) for _, _, data in sorted(found)]
+        return rv, [jsoncodec.loads(data) for _, _, data in sorted(found)]
 
     def caught_up(self, rv: int, timeout: float) -> bool:
         """Whether the index is serving (listed, its watch healthy) and holds every change up to
@@ -166,12 +168,14 @@ class AppIndex:
 
     # --- writes -----------------------------------------------------------------------------
     def seen(self, rv: str) -> None:
-        """The watch (an event or a bookmark) or a list brought the index up to ``rv``."""
-        number = version_number(rv)
+        """A bookmark of the watch brought the index up to ``rv``."""
         with self._advanced:
-            if number is not None and number > self.rv:
-                self.rv = number
-                self._advanced.notify_all()
+            self._advance(version_number(rv))
+
+    def _advance(self, number: int | None) -> None:  # with the lock held
+        if number is not None and number > self.rv:
+            self.rv = number
+            self._advanced.notify_all()
 
     def failed(self, error: str) -> None:
         """The watch broke: the data is kept for the guard, but reads go to the storage."""
@@ -220,7 +224,7 @@ class AppIndex:
             self._apps, self._latest = by_key, latest
             self._by_name = {k: frozenset(v) for k, v in by_name.items()}
             self.synced, self.error = True, ""
-            self.rv = max(self.rv, version_number(rv) or 0)
+            self._advance(version_number(rv))
             self._advanced.notify_all()
 
     def apply(self, event: dict[str, Any]) -> None:
@@ -228,15 +232,18 @@ class AppIndex:
         if not isinstance(obj, dict):
             return
         app = GuardedApp.of(obj)
+        rv = version_number(str(_dict(obj.get("metadata")).get("resourceVersion") or ""))
         if kind in ("ADDED", "MODIFIED"):
             self.put(app)
             data = jsoncodec.dumps(obj)
-            with self._lock:
+            with self._advanced:
                 self._latest[app.key] = data
+                self._advance(rv)
         elif kind == "DELETED":
             self.remove(app.key)
-            with self._lock:
+            with self._advanced:
                 self._latest.pop(app.key, None)
+                self._advance(rv)
 
 
 class Source(Protocol):
@@ -309,7 +316,8 @@ class IndexSync:
             if obj.get("code") == 410:
                 raise Gone(str(obj.get("message", "")))
             raise RuntimeError(f"watch error: {obj.get('message', obj)}")
-        self.index.apply(event)
-        rv = str(_dict(obj.get("metadata")).get("resourceVersion") or rv)
-        self.index.seen(rv)
-        return rv
+        if kind == "BOOKMARK":
+            self.index.seen(str(_dict(obj.get("metadata")).get("resourceVersion") or ""))
+        else:
+            self.index.apply(event)
+        return str(_dict(obj.get("metadata")).get("resourceVersion") or rv)

@@ -7,6 +7,7 @@ import json
 import sys
 import tempfile
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -508,6 +509,19 @@ def test_bad_yaml_is_reported_with_the_file_and_line_but_not_the_content(repo: P
     assert message.startswith("apps/web/bad.yaml: line 9, column 11: invalid YAML: mapping values")
     assert "invalid YAML: " in message
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize("text", ["a: " + "[" * 100_000, "{a: " * 50_000, "- " * 30_000 + "x"])
+def test_yaml_nested_without_end_is_refused_not_a_crash(repo: Path, text: str) -> None:
+    """libyaml parses the manifests: its nesting limit answers, in a worker thread as the
+    controller's, where Python's recursion limit answered before."""
+    write(repo, {"app/deep.yaml": text})
+    caught: list[str] = []
+    worker = threading.Thread(target=lambda: caught.append(fails(repo, {"path": "app"})))
+    worker.start()
+    worker.join()
+    assert caught and caught[0].startswith("app/deep.yaml: line 1, column ")
+    assert "invalid YAML: exceeded maximum nesting depth" in caught[0]
 
 
 def test_bad_json_is_reported_with_the_file_and_line(repo: Path) -> None:

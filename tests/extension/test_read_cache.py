@@ -1,6 +1,6 @@
-"""Reads from the worker's watch-fed index (``Applications.reads``): answered from it while its
-watch is healthy and once it holds this worker's own writes; from the storage otherwise. A deleted
-Application never shows up again through this worker while the watch has not told the index."""
+"""Reads from the worker's watch-fed index (``Applications.reads``), with kube-apiserver's
+resourceVersion semantics: without one, the newest, so the storage; "0", any version, so the index
+while its watch is healthy; another, not older than it, so the index once it has reached it."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from extension import resources
-from extension.api import errors
 from extension.guard.index import AppIndex, GuardedApp
 from extension.resources import Applications, WriteOptions
-from extension.settings import Settings
 from tests.extension.test_app import APP, FakeStore
+
+MERGE = "application/merge-patch+json"
 
 
 class CountingStore(FakeStore):
@@ -46,108 +46,92 @@ def watched(index: AppIndex, store: CountingStore) -> None:
 def setup() -> tuple[CountingStore, AppIndex, Applications]:
     store, index = CountingStore(), AppIndex()
     apps = Applications(store, reads=index)
+    apps.create("team-a", copy.deepcopy(APP), WriteOptions())
+    watched(index, store)
+    store.reads = 0
     return store, index, apps
 
 
-def named(name: str) -> dict[str, Any]:
-    body = copy.deepcopy(APP)
-    body["metadata"]["name"] = name
-    return body
+def labelled(apps: Applications) -> dict[str, Any]:
+    """A write the index has not seen yet."""
+    return apps.patch("team-a", "shop", MERGE, {"metadata": {"labels": {"a": "1"}}}, WriteOptions()).body
 
 
-def test_reads_come_from_the_index_once_it_holds_this_workers_writes() -> None:
-    store, index, apps = setup()
-    apps.create("team-a", named("shop"), WriteOptions())
-    watched(index, store)
+def test_a_read_without_a_resource_version_is_the_newest_from_the_storage() -> None:
+    store, _, apps = setup()
+    labelled(apps)
     store.reads = 0
-    assert apps.get("team-a", "shop")["metadata"]["name"] == "shop"
+    assert apps.get("team-a", "shop")["metadata"]["labels"] == {"a": "1"}
     items, rv = apps.list("team-a", lambda a: True)
-    assert [a["metadata"]["name"] for a in items] == ["shop"]
-    assert rv == str(store.rv), "the list's resourceVersion is the index's, to watch from"
-    assert store.reads == 0
-
-
-def test_a_write_the_index_has_not_seen_yet_is_read_from_the_storage() -> None:
-    store, index, apps = setup()
-    apps.create("team-a", named("shop"), WriteOptions())
-    watched(index, store)
-    apps.patch("team-a", "shop", "application/merge-patch+json", {"metadata": {"labels": {"a": "1"}}},
-               WriteOptions())  # fmt: skip
-    store.reads = 0
-    assert apps.get("team-a", "shop")["metadata"]["labels"] == {"a": "1"}, "read your writes"
-    items, _ = apps.list(None, lambda a: True)
-    assert items[0]["metadata"]["labels"] == {"a": "1"}
+    assert items[0]["metadata"]["labels"] == {"a": "1"} and rv == str(store.rv)
     assert store.reads == 2
 
 
-def test_a_read_waits_for_the_watch_to_bring_this_workers_write() -> None:
-    store, index, apps = setup()
-    apps.create("team-a", named("shop"), WriteOptions())
-    watched(index, store)
-    apps.patch("team-a", "shop", "application/merge-patch+json", {"metadata": {"labels": {"a": "1"}}},
-               WriteOptions())  # fmt: skip
+def test_resource_version_0_is_answered_by_the_index() -> None:
+    store, _, apps = setup()
+    labelled(apps)
     store.reads = 0
-    # The watch delivers the write a moment later, while the read waits.
-    timer = threading.Timer(0.01, watched, (index, store))
+    assert "labels" not in apps.get("team-a", "shop", "0")["metadata"], "any version: the index's"
+    items, rv = apps.list("team-a", lambda a: True, "0")
+    assert [a["metadata"]["name"] for a in items] == ["shop"]
+    assert rv == "1", "the version the index is at, to watch from"
+    assert store.reads == 0
+
+
+def test_a_resource_version_the_index_has_reached_is_answered_by_it() -> None:
+    store, index, apps = setup()
+    written = labelled(apps)
+    watched(index, store)
+    store.reads = 0
+    rv = written["metadata"]["resourceVersion"]
+    assert apps.get("team-a", "shop", rv)["metadata"]["labels"] == {"a": "1"}
+    assert apps.list(None, lambda a: True, rv)[0][0]["metadata"]["labels"] == {"a": "1"}
+    assert store.reads == 0
+
+
+def test_a_resource_version_the_index_has_not_reached_is_read_from_the_storage() -> None:
+    store, _, apps = setup()
+    rv = labelled(apps)["metadata"]["resourceVersion"]
+    store.reads = 0
+    assert apps.get("team-a", "shop", rv)["metadata"]["labels"] == {"a": "1"}, "not older than asked"
+    assert apps.list(None, lambda a: True, rv)[0][0]["metadata"]["labels"] == {"a": "1"}
+    assert store.reads == 2
+
+
+def test_a_read_waits_for_the_watch_to_reach_its_resource_version() -> None:
+    store, index, apps = setup()
+    rv = labelled(apps)["metadata"]["resourceVersion"]
+    store.reads = 0
     resources.READ_WAIT_SECONDS = 5.0
-    timer.start()
-    assert apps.get("team-a", "shop")["metadata"]["labels"] == {"a": "1"}
-    timer.join()
+    waiting = threading.Event()
+    real_caught_up = index.caught_up
+
+    def caught_up(version: int, timeout: float) -> bool:
+        waiting.set()
+        return real_caught_up(version, timeout)
+
+    index.caught_up = caught_up  # type: ignore[method-assign]
+    # The watch delivers the write only once the read is waiting for it.
+    deliver = threading.Thread(target=lambda: waiting.wait(5) and watched(index, store))
+    deliver.start()
+    assert apps.get("team-a", "shop", rv)["metadata"]["labels"] == {"a": "1"}
+    deliver.join()
     assert store.reads == 0, "answered from the index once the watch caught up"
 
 
-def test_an_index_whose_watch_broke_is_not_read() -> None:
+def test_an_index_whose_watch_broke_or_that_has_not_listed_is_not_read() -> None:
     store, index, apps = setup()
-    apps.create("team-a", named("shop"), WriteOptions())
-    watched(index, store)
-    store.apps[("team-a", "shop")]["metadata"]["labels"] = {"changed": "elsewhere"}
     index.failed("cannot list or watch Applications: connection refused")
-    store.reads = 0
-    assert apps.get("team-a", "shop")["metadata"]["labels"] == {"changed": "elsewhere"}
+    apps.get("team-a", "shop", "0")
     assert store.reads == 1
+    fresh = Applications(store, reads=AppIndex())
+    fresh.list(None, lambda a: True, "0")
+    assert store.reads == 2
 
 
-def test_an_index_not_listed_yet_is_not_read() -> None:
+def test_a_resource_version_that_is_no_number_goes_to_the_storage() -> None:
     store, _, apps = setup()
-    apps.create("team-a", named("shop"), WriteOptions())
-    store.reads = 0
-    assert apps.get("team-a", "shop")["metadata"]["name"] == "shop"
-    assert store.reads == 1
-
-
-def test_a_deletion_hides_the_application_until_the_index_sees_it_go() -> None:
-    store, index, apps = setup()
-    for name in ("shop", "cart"):
-        apps.create("team-a", named(name), WriteOptions())
-    watched(index, store)
-    apps.delete("team-a", "shop", WriteOptions())
-    assert index.latest("team-a", "shop") is not None, "the watch has not told the index yet"
-    with pytest.raises(errors.APIError) as raised:
-        apps.get("team-a", "shop")
-    assert raised.value.code == 404
-    assert [a["metadata"]["name"] for a in apps.list("team-a", lambda a: True)[0]] == ["cart"]
-
-
-def test_a_namesake_created_elsewhere_after_a_deletion_is_not_hidden() -> None:
-    store, index, apps = setup()
-    apps.create("team-a", named("shop"), WriteOptions())
-    watched(index, store)
-    apps.delete("team-a", "shop", WriteOptions())
-    # Another replica creates it again; this worker's index hears of it.
-    Applications(store).create("team-a", named("shop"), WriteOptions())
-    watched(index, store)
-    assert apps.get("team-a", "shop")["metadata"]["name"] == "shop"
-
-
-def test_a_list_from_a_resource_version_the_index_has_not_reached_reads_the_storage() -> None:
-    store, index, apps = setup()
-    apps.create("team-a", named("shop"), WriteOptions())
-    watched(index, store)
-    store.reads = 0
-    apps.list("team-a", lambda a: True, resource_version=str(store.rv))
-    apps.list("team-a", lambda a: True, resource_version="0")
-    assert store.reads == 0
-    apps.list("team-a", lambda a: True, resource_version=str(store.rv + 10))
+    apps.list(None, lambda a: True, "abc")
     assert store.reads == 1
 
 
@@ -161,8 +145,12 @@ def test_the_index_wakes_a_waiting_read_as_the_watch_advances() -> None:
     assert not index.caught_up(0, 0)
 
 
-def test_consistent_reads_can_be_asked_for() -> None:
-    assert Settings.from_env({}).consistent_reads is False
-    assert Settings.from_env({"DRIFTGUARD_CONSISTENT_READS": "true"}).consistent_reads is True
-    with pytest.raises(ValueError, match="DRIFTGUARD_CONSISTENT_READS must be true or false"):
-        Settings.from_env({"DRIFTGUARD_CONSISTENT_READS": "yes please"})
+def test_an_event_moves_the_index_and_its_version_together() -> None:
+    index = AppIndex()
+    index.replace([], [], "5")
+    app = {**copy.deepcopy(APP), "metadata": {"name": "shop", "namespace": "team-a", "resourceVersion": "9"}}
+    index.apply({"type": "ADDED", "object": app})
+    assert index.snapshot("team-a") == ("9", [app])
+    gone = {**app, "metadata": {**app["metadata"], "resourceVersion": "10"}}
+    index.apply({"type": "DELETED", "object": gone})
+    assert index.snapshot(None) == ("10", [])
