@@ -136,6 +136,17 @@ def test_a_denied_user_gets_403_with_kubes_message(client: FlaskClient) -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["shop", "absent"])
+def test_a_denied_get_is_403_whether_or_not_the_application_exists(client: FlaskClient, name: str) -> None:
+    """The review and the read run at once; the review decides what is answered."""
+    assert call(client, "POST", BASE, json=APP).status_code == 201
+    response = call(client, "GET", f"{BASE}/{name}", headers={"X-Remote-User": "jane"})
+    assert response.status_code == 403
+    assert response.json["kind"] == "Status"
+    assert f'applications.gitops.driftguard.io "{name}" is forbidden: User "jane"' in response.json["message"]
+    assert call(client, "GET", f"{BASE}/shop").json["metadata"]["name"] == "shop"
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "code", "reason", "fragment"),
     [
