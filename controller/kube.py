@@ -22,7 +22,7 @@ from kubernetes import client, config
 from extension.api import jsoncodec
 from extension.api.schema import GROUP, PLURAL, VERSION
 from extension.api.tracking import FIELD_MANAGER
-from extension.kubehttp import KubeHTTP, status_of
+from extension.kubehttp import KubeHTTP, events, status_of
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +127,7 @@ class Kube:
             "GET", path, {**query, "watch": "true"}, None, "application/json", (10, timeout + 30), stream=True
         )
         try:
-            buffer = b""
-            for chunk in response.stream(1024, decode_content=True):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
-                        yield jsoncodec.loads(line)
+            yield from events(response)
         except (OSError, urllib3.exceptions.HTTPError) as exc:  # reset, ended early, read timeout
             raise KubeError(0, "ServiceUnavailable", f"watch {path}: {exc}") from exc
         finally:

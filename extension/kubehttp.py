@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -65,10 +66,10 @@ class KubeHTTP:
         params = [(k, _text(v)) for k, v in (query or {}).items() if v is not None]
         if params:
             url += "?" + urlencode(params)
-        headers = self._credentials()
+        headers = dict(self._credentials())  # urllib3 may add to it
         data = None
         if body is not None:
-            headers = {**headers, "Content-Type": content_type}
+            headers["Content-Type"] = content_type
             data = body if isinstance(body, bytes) else jsoncodec.dumps(body)
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         return self.pool.request(
@@ -90,3 +91,15 @@ def status_of(data: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return status if isinstance(status, dict) else {}
+
+
+def events(response: urllib3.BaseHTTPResponse) -> Iterator[dict[str, Any]]:
+    """The decoded events of a watch response, one per line, as they arrive. The caller handles
+    transport errors and releases the response."""
+    buffer = b""
+    for chunk in response.stream(1024, decode_content=True):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield jsoncodec.loads(line)

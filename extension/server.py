@@ -22,6 +22,7 @@ from extension.guard.kube import KubeParentReader
 from extension.guard.verdicts import GuardSettings
 from extension.guard.webhook import Guard
 from extension.kubehttp import KubeHTTP
+from extension.namespaces import NamespacePhases
 from extension.resources import Applications
 from extension.settings import Settings
 from extension.storage import Store
@@ -143,7 +144,9 @@ def build_app(settings: Settings | None = None) -> Any:
     settings = settings or Settings.from_env()
     api = api_client(settings)
     http = KubeHTTP(api, user_agent="driftguard-extension/v1alpha1")
-    store = Store(http, settings.namespace)
+    namespaces = NamespacePhases(http)
+    namespaces.start()
+    store = Store(http, settings.namespace, namespaces)
     requestheader = RequestHeaderWatch(api)
     # Each worker keeps its own index of Applications, from one list and a watch of the storage.
     index = AppIndex()

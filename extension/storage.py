@@ -19,7 +19,8 @@ from urllib.parse import quote
 import urllib3
 
 from extension.api import errors, jsoncodec
-from extension.kubehttp import KubeHTTP, status_of
+from extension.kubehttp import KubeHTTP, events, status_of
+from extension.namespaces import NamespacePhases
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,9 @@ def storage_name(namespace: str, name: str) -> str:
 class Store:
     """CRUD and watch of Applications through kube-apiserver, as the extension's identity."""
 
-    def __init__(self, http: KubeHTTP, namespace: str) -> None:
+    def __init__(self, http: KubeHTTP, namespace: str, namespaces: NamespacePhases | None = None) -> None:
         self.http = http
+        self.namespaces = namespaces
         self.namespace = namespace
         self._base = f"/api/v1/namespaces/{quote(namespace)}/configmaps"
 
@@ -110,7 +112,11 @@ class Store:
         return self._to_app(cm)
 
     def namespace_phase(self, namespace: str) -> str | None:
-        """The Namespace's phase (Active, Terminating), or None when it does not exist."""
+        """The Namespace's phase (Active, Terminating), or None when it does not exist: from the
+        namespace watch when it knows the namespace, read otherwise."""
+        known = self.namespaces.known(namespace) if self.namespaces else None
+        if known is not None:
+            return known
         try:
             ns = self._call(namespace, "GET", f"/api/v1/namespaces/{quote(namespace)}")
         except errors.APIError as exc:
@@ -185,13 +191,8 @@ class Store:
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise errors.service_unavailable(f"storage unavailable: {exc}") from exc
         try:
-            buffer = b""
-            for chunk in response.stream(amt=None, decode_content=True):
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line.strip():
-                        yield self._translate_event(jsoncodec.loads(line))
+            for event in events(response):
+                yield self._translate_event(event)
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise errors.service_unavailable(f"the storage watch ended: {exc}") from exc
         finally:

@@ -5,8 +5,9 @@ ConfigMaps (through a ``Source``: ``extension.storage.Store`` in production, a f
 410 Gone (the watch's resourceVersion was compacted) re-lists; any other failure re-lists after a
 back-off, serving the last good data meanwhile. The guard is ready once the first list is in.
 
-Reads are lock-free: the index swaps whole immutable entries, and a dict lookup under the GIL sees
-either the old or the new one. Writes take a lock.
+The guard's reads are lock-free: the index swaps whole immutable entries, and a dict lookup under
+the GIL sees either the old or the new one. Writes take a lock, and so do the API's reads of a
+whole namespace (``snapshot``), which must see the objects and the resourceVersion together.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class AppIndex:
         self.error = "not listed yet"
         self.rv = 0  # the storage's resourceVersion the index holds every change up to
 
-    # --- reads (lock-free) ------------------------------------------------------------------
+    # --- reads ------------------------------------------------------------------------------
     def get(self, key: AppKey) -> GuardedApp | None:
         return self._apps.get(key)
 
