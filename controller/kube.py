@@ -22,7 +22,7 @@ from kubernetes import client, config
 from extension.api import jsoncodec
 from extension.api.schema import GROUP, PLURAL, VERSION
 from extension.api.tracking import FIELD_MANAGER
-from extension.kubehttp import KubeHTTP, events, status_of
+from extension.kubehttp import KubeHTTP, close, events, status_of
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class Kube:
         except (OSError, urllib3.exceptions.HTTPError) as exc:  # reset, ended early, read timeout
             raise KubeError(0, "ServiceUnavailable", f"watch {path}: {exc}") from exc
         finally:
-            response.release_conn()
+            close(response)
 
     # --- discovery ----------------------------------------------------------------------------
     def _discover(self) -> None:

@@ -206,7 +206,8 @@ def create_app(deps: Deps) -> Flask:
             raise errors.service_unavailable("the requestheader configuration is not loaded yet")
         return authenticate(deps.peer_cert(request.environ), request.environ, config)
 
-    reviews_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="review")
+    # As many as the requests that may wait on one (threads start only when needed).
+    reviews_pool = ThreadPoolExecutor(max_workers=deps.max_watches + 8, thread_name_prefix="review")
 
     def authorize(who: User, attrs: Attributes) -> None:
         allowed, _ = deps.authorizer.check(who, attrs)
@@ -345,7 +346,7 @@ def create_app(deps: Deps) -> Flask:
             review = reviews_pool.submit(authorize, who, Attributes(verb, PLURAL, namespace, name))
             try:
                 found = apps.get(namespace, name, request.args.get("resourceVersion") or None)
-            except errors.APIError:
+            except Exception:
                 review.result()
                 raise
             review.result()

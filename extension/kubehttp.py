@@ -95,11 +95,22 @@ def status_of(data: bytes) -> dict[str, Any]:
 
 def events(response: urllib3.BaseHTTPResponse) -> Iterator[dict[str, Any]]:
     """The decoded events of a watch response, one per line, as they arrive. The caller handles
-    transport errors and releases the response."""
-    buffer = b""
+    transport errors and ends the response with :func:`close`."""
+    buffer = bytearray()
     for chunk in response.stream(1024, decode_content=True):
+        start = len(buffer)
         buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
+        end = buffer.find(b"\n", start)
+        while end != -1:
+            line = bytes(buffer[:end])
+            del buffer[: end + 1]
             if line.strip():
                 yield jsoncodec.loads(line)
+            end = buffer.find(b"\n")
+
+
+def close(response: urllib3.BaseHTTPResponse) -> None:
+    """End a streamed response: its connection is closed, not handed back to the pool while the
+    server may still be sending on it (the next request would read the old stream's bytes)."""
+    response.close()
+    response.release_conn()

@@ -15,12 +15,12 @@ from typing import Any
 import urllib3
 
 from extension.api import jsoncodec
-from extension.kubehttp import KubeHTTP, events
+from extension.kubehttp import KubeHTTP, close, events
 
 log = logging.getLogger(__name__)
 
 PATH = "/api/v1/namespaces"
-WATCH_SECONDS = 300
+WATCH_SECONDS = 60
 BACKOFF_MAX_SECONDS = 30.0
 
 
@@ -51,8 +51,8 @@ class NamespacePhases:
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                self._list_and_watch()
-                backoff = 0.5
+                if self._list_and_watch():
+                    backoff = 0.5
             except Exception as exc:  # read them one by one meanwhile, and retry
                 self.healthy = False
                 log.warning("namespace watch: %s; reading namespaces per create, retrying in %.1fs",
@@ -60,15 +60,20 @@ class NamespacePhases:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
 
-    def _list_and_watch(self) -> None:
+    def _list_and_watch(self) -> bool:
+        """List, then watch until the resourceVersion is gone (True: list again at once). The
+        phases are believed only while a watch is open: between two, namespaces are read."""
+        self.healthy = False
         response = self.http.send("GET", PATH)
         if response.status >= 300:
             raise RuntimeError(f"listing namespaces: HTTP {response.status}")
         listing = jsoncodec.loads(response.data)
         self._phases = {ns["metadata"]["name"]: _phase(ns) for ns in listing.get("items") or []}
         rv = str(listing["metadata"]["resourceVersion"])
-        self.healthy = True
         while not self._stop.is_set():
+            self.healthy = False
+            # The server ends each watch within WATCH_SECONDS: a read that waits longer than that
+            # means a dead connection, and the phases are not believed past it.
             query = {"watch": True, "resourceVersion": rv, "allowWatchBookmarks": True,
                      "timeoutSeconds": WATCH_SECONDS}  # fmt: skip
             response = self.http.send(
@@ -77,10 +82,12 @@ class NamespacePhases:
             try:
                 if response.status >= 300:
                     raise RuntimeError(f"watching namespaces: HTTP {response.status}")
+                self.healthy = True
                 for event in events(response):
                     kind, obj = event.get("type"), event.get("object") or {}
-                    if kind == "ERROR":  # 410 Gone and the like: list again
-                        raise RuntimeError(f"watching namespaces: {obj.get('message', obj)}")
+                    if kind == "ERROR":  # 410 Gone: what changed since is unknown, list again
+                        log.info("namespace watch: %s; listing again", obj.get("message", obj))
+                        return True
                     rv = str(obj.get("metadata", {}).get("resourceVersion") or rv)
                     name = obj.get("metadata", {}).get("name")
                     if kind in ("ADDED", "MODIFIED") and name:
@@ -90,4 +97,5 @@ class NamespacePhases:
             except (OSError, urllib3.exceptions.HTTPError) as exc:
                 raise RuntimeError(f"watching namespaces: {exc}") from exc
             finally:
-                response.release_conn()
+                close(response)
+        return False

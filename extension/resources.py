@@ -52,7 +52,7 @@ class ReadCache(Protocol):
 
 
 def _version(rv: Any) -> int:
-    return int(rv) if isinstance(rv, str) and rv.isdigit() else 0
+    return int(rv) if isinstance(rv, str) and rv.isascii() and rv.isdigit() else 0
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def _prune(obj: dict[str, Any], path: str) -> None:
         if name:
             parts.append(name)
         for index in rest.replace("]", "").split("[") if rest else []:
-            if index.isdigit():
+            if index.isascii() and index.isdigit():
                 parts.append(int(index))
     node: Any = obj
     for step in parts[:-1]:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import urllib3
 
 from extension.api import errors, jsoncodec
-from extension.kubehttp import KubeHTTP, events, status_of
+from extension.kubehttp import KubeHTTP, close, events, status_of
 from extension.namespaces import NamespacePhases
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class Store:
             )
             if response.status >= 300:
                 data = response.data
-                response.release_conn()
+                close(response)
                 raise self._translate(response.status, data, "")
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise errors.service_unavailable(f"storage unavailable: {exc}") from exc
@@ -196,7 +196,7 @@ class Store:
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise errors.service_unavailable(f"the storage watch ended: {exc}") from exc
         finally:
-            response.release_conn()
+            close(response)
 
     def _translate_event(self, event: dict[str, Any]) -> dict[str, Any]:
         kind, obj = event.get("type"), event.get("object") or {}

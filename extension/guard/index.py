@@ -114,7 +114,7 @@ def version_number(rv: str | None) -> int | None:
     """The storage's resourceVersion as a number. kube's clients must treat it as opaque; the
     extension is the storage's server side here, as kube-apiserver's watch cache is for etcd, whose
     revisions these are."""
-    return int(rv) if rv and rv.isdigit() else None
+    return int(rv) if rv and rv.isascii() and rv.isdigit() else None
 
 
 class AppIndex:

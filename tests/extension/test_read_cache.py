@@ -154,3 +154,9 @@ def test_an_event_moves_the_index_and_its_version_together() -> None:
     gone = {**app, "metadata": {**app["metadata"], "resourceVersion": "10"}}
     index.apply({"type": "DELETED", "object": gone})
     assert index.snapshot(None) == ("10", [])
+
+
+def test_a_resource_version_of_other_digits_goes_to_the_storage() -> None:
+    store, _, apps = setup()
+    apps.list(None, lambda a: True, "\u00b2")  # "²" is a digit to str.isdigit, not to int()
+    assert store.reads == 1
