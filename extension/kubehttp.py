@@ -60,8 +60,8 @@ class KubeHTTP:
         timeout: float | tuple[float, float] = 30.0,
         stream: bool = False,
     ) -> urllib3.BaseHTTPResponse:
-        """The response, read unless ``stream`` (then the caller releases it). Query values of
-        None are left out; booleans are sent as kube spells them."""
+        """The response, read unless ``stream`` (then the caller ends it with :func:`close`).
+        Query values of None are left out; booleans are sent as kube spells them."""
         url = self.base + path
         params = [(k, _text(v)) for k, v in (query or {}).items() if v is not None]
         if params:
