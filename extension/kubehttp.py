@@ -11,9 +11,10 @@ client itself does.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,7 +23,10 @@ from kubernetes import client
 
 from extension.api import jsoncodec
 
+log = logging.getLogger(__name__)
+
 CREDENTIALS_SECONDS = 60.0
+BACKOFF_MAX_SECONDS = 30.0
 
 
 class KubeHTTP:
@@ -114,3 +118,30 @@ def close(response: urllib3.BaseHTTPResponse) -> None:
     server may still be sending on it (the next request would read the old stream's bytes)."""
     response.close()
     response.release_conn()
+
+
+class Gone(Exception):
+    """A watch's resourceVersion is too old (410 Gone): list again."""
+
+
+def list_and_watch_forever(
+    list_and_watch: Callable[[], None],
+    stop: threading.Event,
+    failed: Callable[[Exception, float], None],
+    sleep: Callable[[float], object],
+) -> None:
+    """Run ``list_and_watch`` until ``stop`` is set: again at once when it returns or raises
+    :class:`Gone`; after any other failure, which ``failed`` hears of with the back-off, after that
+    back-off (doubling from 0.5 s up to 30 s)."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            list_and_watch()
+            backoff = 0.5
+        except Gone as exc:
+            log.info("%s; listing again", exc)
+            backoff = 0.5
+        except Exception as exc:
+            failed(exc, backoff)
+            sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)

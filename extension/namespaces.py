@@ -15,13 +15,12 @@ from typing import Any
 import urllib3
 
 from extension.api import jsoncodec
-from extension.kubehttp import KubeHTTP, close, events
+from extension.kubehttp import Gone, KubeHTTP, close, events, list_and_watch_forever
 
 log = logging.getLogger(__name__)
 
 PATH = "/api/v1/namespaces"
 WATCH_SECONDS = 60
-BACKOFF_MAX_SECONDS = 30.0
 
 
 def _phase(namespace: dict[str, Any]) -> str:
@@ -48,21 +47,15 @@ class NamespacePhases:
         self._stop.set()
 
     def run(self) -> None:
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                if self._list_and_watch():
-                    backoff = 0.5
-            except Exception as exc:  # read them one by one meanwhile, and retry
-                self.healthy = False
-                log.warning("namespace watch: %s; reading namespaces per create, retrying in %.1fs",
-                            exc, backoff)  # fmt: skip
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+        list_and_watch_forever(self._list_and_watch, self._stop, self._failed, self._stop.wait)
 
-    def _list_and_watch(self) -> bool:
-        """List, then watch until the resourceVersion is gone (True: list again at once). The
-        phases are believed only while a watch is open: between two, namespaces are read."""
+    def _failed(self, exc: Exception, backoff: float) -> None:  # read them one by one meanwhile
+        self.healthy = False
+        log.warning("namespace watch: %s; reading namespaces per create, retrying in %.1fs", exc, backoff)
+
+    def _list_and_watch(self) -> None:
+        """List, then watch until stopped. The phases are believed only while a watch is open:
+        between two, namespaces are read."""
         self.healthy = False
         response = self.http.send("GET", PATH)
         if response.status >= 300:
@@ -85,9 +78,11 @@ class NamespacePhases:
                 self.healthy = True
                 for event in events(response):
                     kind, obj = event.get("type"), event.get("object") or {}
-                    if kind == "ERROR":  # 410 Gone: what changed since is unknown, list again
-                        log.info("namespace watch: %s; listing again", obj.get("message", obj))
-                        return True
+                    if kind == "ERROR":
+                        self.healthy = False
+                        message = f"the namespace watch: {obj.get('message', obj)}"
+                        # 410 Gone: what changed since is unknown, list again at once.
+                        raise Gone(message) if obj.get("code") == 410 else RuntimeError(message)
                     rv = str(obj.get("metadata", {}).get("resourceVersion") or rv)
                     name = obj.get("metadata", {}).get("name")
                     if kind in ("ADDED", "MODIFIED") and name:
@@ -98,4 +93,3 @@ class NamespacePhases:
                 raise RuntimeError(f"watching namespaces: {exc}") from exc
             finally:
                 close(response)
-        return False

@@ -18,6 +18,7 @@ from extension.api.validation import (
     validate_rollback_request,
     validate_sync_request,
 )
+from extension.guard.index import version_number
 
 CONFLICT_RETRIES = 5
 # How long a read from a resourceVersion waits for the index to reach it, before it reads the
@@ -49,10 +50,6 @@ class ReadCache(Protocol):
     def latest(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def snapshot(self, namespace: str | None) -> tuple[str, list[dict[str, Any]]]: ...
     def caught_up(self, rv: int, timeout: float) -> bool: ...
-
-
-def _version(rv: Any) -> int:
-    return int(rv) if isinstance(rv, str) and rv.isascii() and rv.isdigit() else 0
 
 
 @dataclass(frozen=True)
@@ -136,8 +133,8 @@ class Applications:
         after its watch delay."""
         if self.reads is None or not resource_version:
             return None
-        at_least = _version(resource_version)
-        if resource_version != "0" and not at_least:
+        at_least = version_number(resource_version)
+        if at_least is None:
             return None  # not a version number: the storage answers what it makes of it
         return self.reads if self.reads.caught_up(at_least, READ_WAIT_SECONDS) else None
 

@@ -23,12 +23,12 @@ from typing import Any, Protocol
 from extension.api import jsoncodec
 from extension.api.tracking import AppKey, ObjectRef
 from extension.api.validation import parse_duration
+from extension.kubehttp import Gone, list_and_watch_forever
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BREAK_GLASS_MAX = datetime.timedelta(hours=1)
 WATCH_SECONDS = 300
-BACKOFF_MAX_SECONDS = 30.0
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -259,10 +259,6 @@ class Source(Protocol):
     ) -> Iterator[dict[str, Any]]: ...
 
 
-class Gone(Exception):
-    """The watch's resourceVersion is too old: list again."""
-
-
 @dataclass
 class IndexSync:
     """List, then watch, forever, into ``index``. ``run`` is the thread's body."""
@@ -282,18 +278,11 @@ class IndexSync:
         self._stop.set()
 
     def run(self) -> None:
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                self._list_and_watch()
-                backoff = 0.5
-            except Gone:
-                log.info("the Application watch's resourceVersion is gone; listing again")
-            except Exception as exc:  # keep serving the last good index, and retry
-                self.index.failed(f"cannot list or watch Applications: {exc}")
-                log.warning("drift guard index: %s; retrying in %.1fs", self.index.error, backoff)
-                self.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+        list_and_watch_forever(self._list_and_watch, self._stop, self._failed, self.sleep)
+
+    def _failed(self, exc: Exception, backoff: float) -> None:  # keep serving the last good index
+        self.index.failed(f"cannot list or watch Applications: {exc}")
+        log.warning("drift guard index: %s; retrying in %.1fs", self.index.error, backoff)
 
     def _list_and_watch(self) -> None:
         items, rv = self.source.list(None)
@@ -308,14 +297,14 @@ class IndexSync:
                         return
             except Exception as exc:
                 if getattr(exc, "code", None) == 410:
-                    raise Gone from exc
+                    raise Gone(f"the Application watch: {exc}") from exc
                 raise
 
     def _handle(self, event: dict[str, Any], rv: str) -> str:
         kind, obj = event.get("type"), _dict(event.get("object"))
         if kind == "ERROR":
             if obj.get("code") == 410:
-                raise Gone(str(obj.get("message", "")))
+                raise Gone(f"the Application watch: {obj.get('message', '')}")
             raise RuntimeError(f"watch error: {obj.get('message', obj)}")
         if kind == "BOOKMARK":
             self.index.seen(str(_dict(obj.get("metadata")).get("resourceVersion") or ""))

@@ -14,22 +14,9 @@ from extension import resources
 from extension.guard.index import AppIndex, GuardedApp
 from extension.resources import Applications, WriteOptions
 from tests.extension.test_app import APP, FakeStore
+from tests.extension.test_write_cache import CountingStore
 
 MERGE = "application/merge-patch+json"
-
-
-class CountingStore(FakeStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.reads = 0
-
-    def get(self, namespace: str, name: str) -> dict[str, Any]:
-        self.reads += 1
-        return super().get(namespace, name)
-
-    def list(self, namespace: str | None, resource_version: str | None = None) -> Any:
-        self.reads += 1
-        return super().list(namespace, resource_version)
 
 
 @pytest.fixture(autouse=True)

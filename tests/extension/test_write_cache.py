@@ -24,6 +24,10 @@ class CountingStore(FakeStore):
         self.reads += 1
         return super().get(namespace, name)
 
+    def list(self, namespace: str | None, resource_version: str | None = None) -> Any:
+        self.reads += 1
+        return super().list(namespace, resource_version)
+
     def update(self, app: dict[str, Any]) -> dict[str, Any]:
         reads = self.reads  # the fake's own precondition check is no read of the API's
         try:
