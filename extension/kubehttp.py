@@ -63,14 +63,18 @@ class KubeHTTP:
         content_type: str = "application/json",
         timeout: float | tuple[float, float] = 30.0,
         stream: bool = False,
+        accept: str = "",
     ) -> urllib3.BaseHTTPResponse:
         """The response, read unless ``stream`` (then the caller ends it with :func:`close`).
-        Query values of None are left out; booleans are sent as kube spells them."""
+        Query values of None are left out; booleans are sent as kube spells them. ``accept``
+        replaces the default ``application/json``."""
         url = self.base + path
         params = [(k, _text(v)) for k, v in (query or {}).items() if v is not None]
         if params:
             url += "?" + urlencode(params)
         headers = dict(self._credentials())  # urllib3 may add to it
+        if accept:
+            headers["Accept"] = accept
         data = None
         if body is not None:
             headers["Content-Type"] = content_type

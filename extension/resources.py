@@ -32,6 +32,7 @@ class Store(Protocol):
     def list(
         self, namespace: str | None, resource_version: str | None = None
     ) -> tuple[list[dict[str, Any]], str]: ...
+    def versions(self, namespace: str | None) -> tuple[frozenset[str], str]: ...
     def create(self, app: dict[str, Any]) -> dict[str, Any]: ...
     def update(self, app: dict[str, Any]) -> dict[str, Any]: ...
     def delete(self, app: dict[str, Any]) -> None: ...
@@ -50,6 +51,9 @@ class ReadCache(Protocol):
     def latest(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def snapshot(self, namespace: str | None) -> tuple[str, list[dict[str, Any]]]: ...
     def caught_up(self, rv: int, timeout: float) -> bool: ...
+    def matching(
+        self, namespace: str | None, versions: frozenset[str], timeout: float
+    ) -> list[dict[str, Any]] | None: ...
 
 
 @dataclass(frozen=True)
@@ -154,10 +158,19 @@ class Applications:
         resource_version: str | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
         cache = self._cached(resource_version)
-        if cache is None:
+        if cache is not None:
+            rv, apps = cache.snapshot(namespace)
+        elif resource_version or self.reads is None:
             apps, rv = self.store.list(namespace, resource_version or None)
         else:
-            rv, apps = cache.snapshot(namespace)
+            # The newest: the storage says which versions that is (the metadata alone, half the
+            # bytes and no Application to decode), and the index serves them once it holds them.
+            versions, rv = self.store.versions(namespace)
+            found = self.reads.matching(namespace, versions, READ_WAIT_SECONDS)
+            if found is None:
+                apps, rv = self.store.list(namespace)
+            else:
+                apps = found
         return [a for a in apps if match(a)], rv
 
     # --- writes ------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ STORAGE_LABEL = "gitops.driftguard.io/storage"
 STORAGE_VALUE = "application"
 NAMESPACE_LABEL = "gitops.driftguard.io/app-namespace"
 DATA_KEY = "application.json"
+# Only the metadata of each stored object (kube-apiserver's PartialObjectMetadataList), or the full
+# list from a server that cannot: either way each item's resourceVersion.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
 def storage_name(namespace: str, name: str) -> str:
@@ -75,10 +78,17 @@ class Store:
         return f"{selector},{NAMESPACE_LABEL}={namespace}" if namespace else selector
 
     def _call(
-        self, name: str, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None
+        self,
+        name: str,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        accept: str = "",
     ) -> Any:
         try:
-            response = self.http.send(method, path, query=query, body=body)
+            response = self.http.send(method, path, query=query, body=body, accept=accept)
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise errors.service_unavailable(f"storage unavailable: {exc}") from exc
         if response.status >= 300:
@@ -136,6 +146,16 @@ class Store:
         apps = [self._to_app(cm) for cm in found.get("items") or []]
         apps.sort(key=lambda a: (a["metadata"]["namespace"], a["metadata"]["name"]))
         return apps, found["metadata"].get("resourceVersion", "")
+
+    def versions(self, namespace: str | None) -> tuple[frozenset[str], str]:
+        """The resourceVersion of every stored Application (of one namespace, or all), and the
+        list's: a consistent read of the metadata only, to tell whether the index is as new."""
+        query = {"labelSelector": self._selector(namespace)}
+        found = self._call("", "GET", self._base, query=query, accept=METADATA_LIST)
+        items = found.get("items") or []
+        return frozenset(i["metadata"]["resourceVersion"] for i in items), found["metadata"].get(
+            "resourceVersion", ""
+        )
 
     def create(self, app: dict[str, Any]) -> dict[str, Any]:
         body = self._to_configmap(app)

@@ -117,12 +117,19 @@ def version_number(rv: str | None) -> int | None:
     return int(rv) if rv and rv.isascii() and rv.isdigit() else None
 
 
+def _ordered(held: list[tuple[AppKey, tuple[str, dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """The objects, ordered as the storage lists them: by namespace, then name."""
+    return [obj for _, (_, obj) in sorted(held, key=lambda entry: (entry[0].namespace, entry[0].name))]
+
+
 class AppIndex:
     """Applications by key, and inventory entries by (group, namespace, name) for the scale check."""
 
     def __init__(self) -> None:
         self._apps: dict[AppKey, GuardedApp] = {}
-        self._latest: dict[AppKey, bytes] = {}  # each Application as last seen, serialized
+        # Each Application as last seen, and its resourceVersion. The objects are shared with the
+        # API's list reads, which only read them; nothing changes one after it is put here.
+        self._latest: dict[AppKey, tuple[str, dict[str, Any]]] = {}
         self._by_name: dict[NameKey, frozenset[tuple[ObjectRef, AppKey]]] = {}
         self._lock = threading.Lock()
         self._advanced = threading.Condition(self._lock)
@@ -143,17 +150,38 @@ class AppIndex:
 
     def latest(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A copy of the Application as the watch last delivered it (the API's writes start from it)."""
-        data = self._latest.get(AppKey(namespace, name))
-        return jsoncodec.loads(data) if data is not None else None
+        found = self._latest.get(AppKey(namespace, name))
+        return jsoncodec.clone(found[1]) if found is not None else None
 
     def snapshot(self, namespace: str | None) -> tuple[str, list[dict[str, Any]]]:
-        """The resourceVersion the index is at, and copies of its Applications (of one namespace,
-        or all) at that version, ordered as the storage lists them."""
+        """The resourceVersion the index is at, and its Applications (of one namespace, or all) at
+        that version, ordered as the storage lists them: the index's own objects, to read only."""
         with self._lock:
-            rv = str(self.rv)
-            found = [(k.namespace, k.name, v) for k, v in self._latest.items()
-                     if namespace in (None, k.namespace)]  # fmt: skip
-        return rv, [jsoncodec.loads(data) for _, _, data in sorted(found)]
+            return str(self.rv), _ordered(self._held(namespace))
+
+    def matching(
+        self, namespace: str | None, versions: frozenset[str], timeout: float
+    ) -> list[dict[str, Any]] | None:
+        """The Applications (of one namespace, or all; the index's own objects, to read only) when
+        the index holds exactly the stored ``versions`` the storage just listed, waiting up to
+        ``timeout`` for the watch to bring them; None when it does not (or is not serving). A
+        resourceVersion names one write of one object, so equal sets mean equal objects: these are
+        as new as that list."""
+        deadline = time.monotonic() + timeout
+        with self._advanced:
+            while True:
+                if not self.synced or self.error:
+                    return None
+                held = self._held(namespace)
+                if len(held) == len(versions) and all(rv in versions for _, (rv, _) in held):
+                    return _ordered(held)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._advanced.wait(left)
+
+    def _held(self, namespace: str | None) -> list[tuple[AppKey, tuple[str, dict[str, Any]]]]:  # locked
+        return [(k, v) for k, v in self._latest.items() if namespace in (None, k.namespace)]
 
     def caught_up(self, rv: int, timeout: float) -> bool:
         """Whether the index is serving (listed, its watch healthy) and holds every change up to
@@ -212,10 +240,15 @@ class AppIndex:
                 self._index(previous, add=False)
 
     def replace(self, apps: list[GuardedApp], objects: Sequence[dict[str, Any]] = (), rv: str = "") -> None:
-        """Everything at once, after a (re-)list at ``rv``: the guard's view, and the listed objects."""
+        """Everything at once, after a (re-)list at ``rv``: the guard's view, and the listed objects
+        (which the index keeps as they are: the caller hands them over)."""
         by_key = {a.key: a for a in apps}
         latest = {
-            AppKey(o["metadata"]["namespace"], o["metadata"]["name"]): jsoncodec.dumps(o) for o in objects
+            AppKey(o["metadata"]["namespace"], o["metadata"]["name"]): (
+                str(o["metadata"].get("resourceVersion") or ""),
+                o,
+            )
+            for o in objects
         }
         by_name: dict[NameKey, set[tuple[ObjectRef, AppKey]]] = {}
         for app in by_key.values():
@@ -233,12 +266,12 @@ class AppIndex:
         if not isinstance(obj, dict):
             return
         app = GuardedApp.of(obj)
-        rv = version_number(str(_dict(obj.get("metadata")).get("resourceVersion") or ""))
+        version = str(_dict(obj.get("metadata")).get("resourceVersion") or "")
+        rv = version_number(version)
         if kind in ("ADDED", "MODIFIED"):
             self.put(app)
-            data = jsoncodec.dumps(obj)
             with self._advanced:
-                self._latest[app.key] = data
+                self._latest[app.key] = (version, obj)
                 self._advance(rv)
         elif kind == "DELETED":
             self.remove(app.key)

@@ -52,6 +52,10 @@ class FakeStore:
             self.rv
         )
 
+    def versions(self, namespace: str | None) -> tuple[frozenset[str], str]:
+        apps, rv = FakeStore.list(self, namespace)
+        return frozenset(a["metadata"]["resourceVersion"] for a in apps), rv
+
     def create(self, app: dict[str, Any]) -> dict[str, Any]:
         if (app["metadata"]["namespace"], app["metadata"]["name"]) in self.apps:
             raise errors.already_exists(app["metadata"]["name"])

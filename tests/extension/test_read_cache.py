@@ -1,6 +1,8 @@
 """Reads from the worker's watch-fed index (``Applications.reads``), with kube-apiserver's
-resourceVersion semantics: without one, the newest, so the storage; "0", any version, so the index
-while its watch is healthy; another, not older than it, so the index once it has reached it."""
+resourceVersion semantics: without one, the newest, so the storage (a LIST asks the storage only
+which versions are newest, and the index answers once it holds exactly those); "0", any version, so
+the index while its watch is healthy; another, not older than it, so the index once it has reached
+it."""
 
 from __future__ import annotations
 
@@ -51,7 +53,58 @@ def test_a_read_without_a_resource_version_is_the_newest_from_the_storage() -> N
     assert apps.get("team-a", "shop")["metadata"]["labels"] == {"a": "1"}
     items, rv = apps.list("team-a", lambda a: True)
     assert items[0]["metadata"]["labels"] == {"a": "1"} and rv == str(store.rv)
-    assert store.reads == 2
+    assert store.version_reads == 1, "the LIST asked which versions are newest"
+    assert store.reads == 2, "the index did not hold them, so the storage answered both"
+
+
+def test_a_list_without_a_resource_version_is_served_by_an_index_holding_the_newest() -> None:
+    store, index, apps = setup()
+    web = apps.create("team-a", {**copy.deepcopy(APP), "metadata": {"name": "web"}}, WriteOptions()).body
+    written = labelled(apps)
+    watched(index, store)
+    store.reads = 0
+    items, rv = apps.list("team-a", lambda a: True)
+    assert [a["metadata"] for a in items] == [written["metadata"], web["metadata"]]
+    assert rv == str(store.rv), "the storage's list version, to watch from"
+    assert apps.list("team-z", lambda a: True)[0] == []
+    assert (store.reads, store.version_reads) == (0, 2)
+
+
+def test_a_list_waits_for_the_watch_to_bring_the_newest_versions() -> None:
+    store, index, apps = setup()
+    labelled(apps)
+    store.reads = 0
+    resources.READ_WAIT_SECONDS = 5.0
+    waiting = threading.Event()
+    real_matching = index.matching
+
+    def matching(namespace: str | None, versions: frozenset[str], timeout: float) -> Any:
+        waiting.set()
+        return real_matching(namespace, versions, timeout)
+
+    index.matching = matching  # type: ignore[method-assign]
+    deliver = threading.Thread(target=lambda: waiting.wait(5) and watched(index, store))
+    deliver.start()
+    assert apps.list("team-a", lambda a: True)[0][0]["metadata"]["labels"] == {"a": "1"}
+    deliver.join()
+    assert store.reads == 0, "answered from the index once the watch brought the write"
+
+
+def test_an_object_the_storage_no_longer_has_sends_the_list_to_the_storage() -> None:
+    store, _, apps = setup()
+    apps.delete("team-a", "shop", WriteOptions())  # no finalizers: gone at once, the index not told
+    store.reads = 0
+    assert apps.list("team-a", lambda a: True)[0] == []
+    assert store.reads == 1
+
+
+def test_an_index_that_is_not_serving_is_not_waited_for() -> None:
+    index = AppIndex()
+    assert index.matching(None, frozenset(), 60.0) is None, "not listed yet"
+    index.replace([], [], "5")
+    assert index.matching(None, frozenset(), 60.0) == []
+    index.failed("watch broke")
+    assert index.matching(None, frozenset(), 60.0) is None, "its watch broke"
 
 
 def test_resource_version_0_is_answered_by_the_index() -> None:

@@ -19,6 +19,7 @@ class CountingStore(FakeStore):
     def __init__(self) -> None:
         super().__init__()
         self.reads = 0
+        self.version_reads = 0
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
         self.reads += 1
@@ -27,6 +28,10 @@ class CountingStore(FakeStore):
     def list(self, namespace: str | None, resource_version: str | None = None) -> Any:
         self.reads += 1
         return super().list(namespace, resource_version)
+
+    def versions(self, namespace: str | None) -> tuple[frozenset[str], str]:
+        self.version_reads += 1  # the metadata only: counted apart from full reads
+        return FakeStore.versions(self, namespace)
 
     def update(self, app: dict[str, Any]) -> dict[str, Any]:
         reads = self.reads  # the fake's own precondition check is no read of the API's
