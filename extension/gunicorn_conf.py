@@ -9,6 +9,9 @@ import ssl
 import threading
 from typing import Any
 
+from gunicorn.glogging import Logger
+
+from extension.app import WEBHOOK_PATHS
 from extension.auth import carry_identity
 from extension.server import prepare, refresh_forever
 from extension.settings import Settings
@@ -33,6 +36,20 @@ ca_certs = _tls["ca_certs"]
 cert_reqs = ssl.CERT_OPTIONAL
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
+
+
+class AccessLog(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's access log, without the drift guard's webhook calls: kube-apiserver makes one for
+    every write to a managed object, and a line each cost about 0.1 ms of the worker's time
+    (measured). The guard logs what it denies or warns about itself, and kube-apiserver's audit
+    log records every request."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if environ.get("PATH_INFO") not in WEBHOOK_PATHS:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = AccessLog
 
 
 def pre_request(worker: Any, req: Any) -> None:

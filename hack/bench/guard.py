@@ -15,6 +15,9 @@ three see the same machine load:
              but served by hack/bench/floor_webhook.py, a bare WSGI callable that allows
              everything, under gunicorn with the extension's worker model: what any Python
              webhook under gunicorn costs, so that (c) - (d) is the guard's own work.
+  (e) go:    the same registration, served by hack/bench/floor_webhook.go, a Go handler that
+             allows everything (as a controller-runtime webhook would, HTTP/2 included): what a
+             round trip from kube-apiserver to any webhook process costs, in any language.
 
 Each round sends an allowed update (an annotation nobody owns) and a denied one (data.color, which
 Git owns; under (a) and (d) it is simply stored). Reports p50/p99 per case and what (b) and (c) add over (a).
@@ -38,6 +41,7 @@ import contextlib
 import copy
 import http.client
 import json
+import os
 import random
 import ssl
 import statistics
@@ -62,9 +66,12 @@ POLICY = "driftguard-bench-coarse"
 MERGE = "application/merge-patch+json"
 # The coarse rule: nobody but the controller changes data (CEL cannot see per-field ownership).
 RULE = f"request.userInfo.username == '{CONTROLLER}' || object.data == oldObject.data"
-CASES = ("none", "vap", "guard", "floor")
+CASES = ("none", "vap", "guard", "floor", "go")
+STORED = ("none", "floor", "go")  # the cases where nothing denies the change to data
 FLOOR_PORT = 9444
 FLOOR_LABEL = "bench.driftguard.io/floor"
+GO_PORT = 9445
+GO_LABEL = "bench.driftguard.io/floor-go"
 DENIED = (403, 422)  # the guard answers Forbidden; a ValidatingAdmissionPolicy, Invalid
 
 
@@ -136,38 +143,50 @@ def policy() -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def floor_webhook(directory: Path) -> Iterator[None]:
-    """hack/bench/floor_webhook.py under gunicorn on 127.0.0.1, registered like the guard's
-    mutating webhook for the ConfigMap labelled FLOOR_LABEL."""
+def floor_webhooks(directory: Path) -> Iterator[None]:
+    """hack/bench/floor_webhook.py under gunicorn and hack/bench/floor_webhook.go, on 127.0.0.1,
+    each registered like the guard's mutating webhook for the ConfigMap with its label."""
     ca = pki.new_ca("driftguard-bench-floor")
     leaf = pki.new_serving_cert(ca, "127.0.0.1", ip_addresses=["127.0.0.1"])
-    (directory / "tls.crt").write_bytes(leaf.cert_pem)
-    (directory / "tls.key").write_bytes(leaf.key_pem)
-    gunicorn = REPO / ".local" / "venv" / "bin" / "gunicorn"
-    server = subprocess.Popen(
-        [str(gunicorn), "-k", "gthread", "-w", "1", "--threads", "8", "--keep-alive", "75",
-         "--certfile", str(directory / "tls.crt"), "--keyfile", str(directory / "tls.key"),
-         "-b", f"127.0.0.1:{FLOOR_PORT}", "hack.bench.floor_webhook:app"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    cert, key, binary = directory / "tls.crt", directory / "tls.key", directory / "floor-webhook"
+    cert.write_bytes(leaf.cert_pem)
+    key.write_bytes(leaf.key_pem)
+    subprocess.run(
+        ["go", "build", "-o", str(binary), str(REPO / "hack" / "bench" / "floor_webhook.go")],
+        cwd=directory, env={**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}, check=True,
     )  # fmt: skip
+    gunicorn = REPO / ".local" / "venv" / "bin" / "gunicorn"
+    servers = [
+        subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for command in (
+            [str(gunicorn), "-k", "gthread", "-w", "1", "--threads", "8", "--keep-alive", "75",
+             "--certfile", str(cert), "--keyfile", str(key), "-b", f"127.0.0.1:{FLOOR_PORT}",
+             "hack.bench.floor_webhook:app"],
+            [str(binary), f"127.0.0.1:{GO_PORT}", str(cert), str(key)],
+        )
+    ]  # fmt: skip
     guard = json.loads(
         kubectl("get", "mutatingwebhookconfiguration", "driftguard-guard", "-o", "json").stdout
     )
-    webhook = copy.deepcopy(guard["webhooks"][0])
-    webhook.update(
-        name="floor.bench.driftguard.io",
-        clientConfig={"url": f"https://127.0.0.1:{FLOOR_PORT}/mutate",
-                      "caBundle": base64.b64encode(ca.cert_pem).decode()},
-        objectSelector={"matchLabels": {FLOOR_LABEL: "true"}},
-    )  # fmt: skip
+    webhooks = []
+    for name, port, label in (("floor", FLOOR_PORT, FLOOR_LABEL), ("go", GO_PORT, GO_LABEL)):
+        webhook = copy.deepcopy(guard["webhooks"][0])
+        webhook.update(
+            name=f"{name}.bench.driftguard.io",
+            clientConfig={"url": f"https://127.0.0.1:{port}/mutate",
+                          "caBundle": base64.b64encode(ca.cert_pem).decode()},
+            objectSelector={"matchLabels": {label: "true"}},
+        )  # fmt: skip
+        webhooks.append(webhook)
     config = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-              "metadata": {"name": POLICY}, "webhooks": [webhook]}  # fmt: skip
+              "metadata": {"name": POLICY}, "webhooks": webhooks}  # fmt: skip
     try:
         kubectl("apply", "-f", "-", input=json.dumps(config))
         yield
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 def set_up() -> None:
@@ -214,6 +233,7 @@ def set_up() -> None:
         configmap("vap", {"bench.driftguard.io/vap": "true"}, {}),
         configmap("guard", {LABEL: "true"}, {TRACKING: f"{NAMESPACE}/shop:/ConfigMap:{NAMESPACE}/guard"}),
         configmap("floor", {FLOOR_LABEL: "true"}, {}),
+        configmap("go", {GO_LABEL: "true"}, {}),
     ]
     ssa = ("apply", "--server-side", "--force-conflicts", "--field-manager=driftguard-controller")
     kubectl(
@@ -278,9 +298,9 @@ def end_to_end(rounds: int, start: int = 0) -> dict[str, dict[str, list[float]]]
             else:
                 # Denied under (b) and (c), so blue stays and red is a change every time; stored
                 # under (a) and (d), so there it alternates to stay a change.
-                stored = case in ("none", "floor")
+                stored = case in STORED
                 patch = {"data": {"color": "red" if not stored or i % 2 == 0 else "blue"}}
-                expect = (200,) if case in ("none", "floor") else DENIED
+                expect = (200,) if stored else DENIED
             results[case][kind].append(timed_patch(api, case, patch, expect))
     return results
 
@@ -384,7 +404,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8443, help="the extension's port")
     parser.add_argument("--keep", action="store_true", help="keep the namespace and the policy afterwards")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, floor_webhook(Path(tmp)):
+    with tempfile.TemporaryDirectory() as tmp, floor_webhooks(Path(tmp)):
         set_up()
         try:
             end_to_end(20)  # warm connections and caches
@@ -401,22 +421,32 @@ def main() -> None:
     for kind in ("allowed", "denied"):
         for case in CASES:
             print(row(f"{kind:<8}({case})", e2e[case][kind]))
-    print("\nAdded over (a); (c)'s addition against (b)'s; and the guard's own work, (c) - (d):")
-    print(f"{'':<9}{'vap p50':>9}{'guard p50':>11}{'ratio':>7}{'vap p99':>10}{'guard p99':>11}{'ratio':>7}"
-          f"{'floor p50':>11}{'floor p99':>11}{'c-d p50':>9}")  # fmt: skip
+    print("\nAdded over (a), p50 / p99:")
+    print(f"{'':<34}{'allowed':>17}{'denied':>19}")
+    added: dict[str, dict[str, tuple[float, float]]] = {}
     for kind in ("allowed", "denied"):
         base50, base99 = statistics.median(e2e["none"][kind]), percentile(e2e["none"][kind], 0.99)
-        add50 = {c: statistics.median(e2e[c][kind]) - base50 for c in CASES}
-        add99 = {c: percentile(e2e[c][kind], 0.99) - base99 for c in CASES}
-
-        def ratio(a: float, b: float) -> str:
-            return f"{a / b:>6.1f}x" if b > 0.05 else "    n/a"
-
-        print(
-            f"{kind:<9}{add50['vap']:>7.2f}ms{add50['guard']:>9.2f}ms{ratio(add50['guard'], add50['vap'])}"
-            f"{add99['vap']:>8.2f}ms{add99['guard']:>9.2f}ms{ratio(add99['guard'], add99['vap'])}"
-            f"{add50['floor']:>9.2f}ms{add99['floor']:>9.2f}ms{add50['guard'] - add50['floor']:>7.2f}ms"
+        added[kind] = {
+            c: (statistics.median(e2e[c][kind]) - base50, percentile(e2e[c][kind], 0.99) - base99)
+            for c in CASES
+        }
+    titles = {"vap": "(b) ValidatingAdmissionPolicy", "guard": "(c) drift guard",
+              "floor": "(d) bare Python webhook, gunicorn", "go": "(e) bare Go webhook"}  # fmt: skip
+    for case, title in titles.items():
+        cells = "".join(
+            f"{added[k][case][0]:>9.2f} /{added[k][case][1]:>6.2f}ms" for k in ("allowed", "denied")
         )
+        print(f"{title:<34}{cells}")
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.1f}x" if b > 0.05 else "n/a (b adds under 0.05 ms)"
+
+    allowed = added["allowed"]
+    print(f"(c) against (b), allowed: p50 {ratio(allowed['guard'][0], allowed['vap'][0])}, "
+          f"p99 {ratio(allowed['guard'][1], allowed['vap'][1])}; "
+          f"(e) against (b), p50 {ratio(allowed['go'][0], allowed['vap'][0])}")  # fmt: skip
+    own = {k: added[k]["guard"][0] - added[k]["floor"][0] for k in added}
+    print(f"(c) - (d), the guard's work, p50: allowed {own['allowed']:.2f}ms, denied {own['denied']:.2f}ms")
     achieved = total / args.seconds
     print(f"\nHandler alone: {total} AdmissionReviews at {achieved:.0f}/s for {args.seconds:.0f}s over "
           f"{args.connections} keep-alive connections to /mutate:")  # fmt: skip
