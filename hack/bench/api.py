@@ -2,6 +2,11 @@
 
 Measures, interleaved in one run: GET of one object, LIST of N objects as a Table (what `kubectl
 get` asks for), and the delay from a write to its watch event. Prints medians, p99 and ratios.
+
+Beside GET, the two hops any GET of an aggregated resource stored through kube-apiserver makes,
+each alone: kube-apiserver's proxy to the extension (the extension's discovery document, which
+reads nothing) and the storage read (the ConfigMap behind the Application, read directly). A GET
+without a resourceVersion must return the newest object, so it pays both: their sum is its floor.
 Needs the local control plane with driftguard installed (hack/bench/api.sh does both).
 """
 
@@ -175,10 +180,14 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {
         label: {"get": [], "list": [], "watch": []} for label in bases
     }
+    hops: dict[str, list[float]] = {"proxy": [], "storage": []}
+    storage = f"/api/v1/namespaces/driftguard-system/configmaps/{NAMESPACE}.app-{{:04d}}"
     for i in range(args.gets):  # interleaved, so both see the same machine load
         for label, (base, _) in bases.items():
             path = f"{base}/namespaces/{NAMESPACE}/applications/app-{i % args.items:04d}"
             results[label]["get"].append(timed(lambda p=path: api.call("GET", p)))
+        hops["proxy"].append(timed(lambda: api.call("GET", OURS)))
+        hops["storage"].append(timed(lambda n=i % args.items: api.call("GET", storage.format(n))))
     for _ in range(args.lists):
         for label, (base, _) in bases.items():
             path = f"{base}/namespaces/{NAMESPACE}/applications"
@@ -196,6 +205,19 @@ def main() -> None:
         p99o, p99c = percentile(ours, 0.99), percentile(theirs, 0.99)
         print(f"{title:<28}{p50o:>14.1f}ms{p50c:>8.1f}ms{p50o / p50c:>7.2f}x", end="")
         print(f"{p99o:>14.1f}ms{p99c:>8.1f}ms{p99o / p99c:>7.2f}x")
+    crd_get = results["crd"]["get"]
+    print("\nThe two hops of a GET, each alone:")
+    for key, title in (("proxy", "proxy to the extension"), ("storage", "storage read")):
+        p50, p99 = statistics.median(hops[key]), percentile(hops[key], 0.99)
+        print(f"{title:<28}{p50:>14.1f}ms{'':>10}{p50 / statistics.median(crd_get):>7.2f}x", end="")
+        print(f"{p99:>14.1f}ms{'':>10}{p99 / percentile(crd_get, 0.99):>7.2f}x")
+    floor = [a + b for a, b in zip(hops["proxy"], hops["storage"], strict=True)]
+    p50, p99 = statistics.median(floor), percentile(floor, 0.99)
+    print(
+        f"{'their sum, a GET floor':<28}{p50:>14.1f}ms{'':>10}{p50 / statistics.median(crd_get):>7.2f}x",
+        end="",
+    )
+    print(f"{p99:>14.1f}ms{'':>10}{p99 / percentile(crd_get, 0.99):>7.2f}x")
     print(f"\n(samples: {args.gets} GETs, {args.lists} LISTs, {args.watches} watch rounds per side)")
     if not args.keep:
         # The CRD's plural is `applications` too: left behind, it would take bare
