@@ -39,13 +39,13 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
 
 
 class AccessLog(Logger):  # type: ignore[misc]  # gunicorn ships no type hints
-    """gunicorn's access log, without the drift guard's webhook calls: kube-apiserver makes one for
-    every write to a managed object, and a line each cost about 0.1 ms of the worker's time
+    """gunicorn's access log, without the drift guard's answered webhook calls: kube-apiserver makes
+    one for every write to a managed object, and a line each cost about 0.1 ms of the worker's time
     (measured). The guard logs what it denies or warns about itself, and kube-apiserver's audit
-    log records every request."""
+    log records every request. A webhook call refused with 4xx/5xx is still logged."""
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        if environ.get("PATH_INFO") not in WEBHOOK_PATHS:
+        if environ.get("PATH_INFO") not in WEBHOOK_PATHS or getattr(resp, "status_code", 500) >= 400:
             super().access(resp, req, environ, request_time)
 
 

@@ -51,9 +51,10 @@ class ReadCache(Protocol):
     def latest(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     def snapshot(self, namespace: str | None) -> tuple[str, list[dict[str, Any]]]: ...
     def caught_up(self, rv: int, timeout: float) -> bool: ...
-    def matching(
-        self, namespace: str | None, versions: frozenset[str], timeout: float
-    ) -> list[dict[str, Any]] | None: ...
+    def serving(self) -> bool: ...
+    def newest(
+        self, namespace: str | None, versions: frozenset[str], list_rv: str, timeout: float
+    ) -> tuple[str, list[dict[str, Any]]] | None: ...
 
 
 @dataclass(frozen=True)
@@ -160,17 +161,17 @@ class Applications:
         cache = self._cached(resource_version)
         if cache is not None:
             rv, apps = cache.snapshot(namespace)
-        elif resource_version or self.reads is None:
+        elif resource_version or self.reads is None or not self.reads.serving():
             apps, rv = self.store.list(namespace, resource_version or None)
         else:
             # The newest: the storage says which versions that is (the metadata alone, half the
-            # bytes and no Application to decode), and the index serves them once it holds them.
-            versions, rv = self.store.versions(namespace)
-            found = self.reads.matching(namespace, versions, READ_WAIT_SECONDS)
+            # bytes and no Application to decode), and the index serves them once it has them.
+            versions, list_rv = self.store.versions(namespace)
+            found = self.reads.newest(namespace, versions, list_rv, READ_WAIT_SECONDS)
             if found is None:
                 apps, rv = self.store.list(namespace)
             else:
-                apps = found
+                rv, apps = found
         return [a for a in apps if match(a)], rv
 
     # --- writes ------------------------------------------------------------------------------

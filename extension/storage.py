@@ -52,7 +52,13 @@ class Store:
     # --- translation -------------------------------------------------------------------------
     def _to_app(self, cm: dict[str, Any]) -> dict[str, Any]:
         app: dict[str, Any] = jsoncodec.loads((cm.get("data") or {})[DATA_KEY])
-        app["metadata"]["resourceVersion"] = cm["metadata"]["resourceVersion"]
+        meta = cm["metadata"]
+        app["metadata"]["resourceVersion"] = meta["resourceVersion"]
+        # Every read selects by the namespace label (a GET checks it too), so it names the
+        # Application's namespace, even in a ConfigMap edited by hand to disagree.
+        app["metadata"]["namespace"] = (meta.get("labels") or {}).get(
+            NAMESPACE_LABEL, app["metadata"]["namespace"]
+        )
         return app
 
     def _to_configmap(self, app: dict[str, Any]) -> dict[str, Any]:

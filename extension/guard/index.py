@@ -117,9 +117,12 @@ def version_number(rv: str | None) -> int | None:
     return int(rv) if rv and rv.isascii() and rv.isdigit() else None
 
 
-def _ordered(held: list[tuple[AppKey, tuple[str, dict[str, Any]]]]) -> list[dict[str, Any]]:
-    """The objects, ordered as the storage lists them: by namespace, then name."""
-    return [obj for _, (_, obj) in sorted(held, key=lambda entry: (entry[0].namespace, entry[0].name))]
+Held = list[tuple[AppKey, tuple[str, bytes]]]
+
+
+def _decoded(held: Held) -> list[dict[str, Any]]:
+    """Copies of the objects, ordered as the storage lists them: by namespace, then name."""
+    return [jsoncodec.loads(data) for _, (_, data) in sorted(held, key=lambda e: (e[0].namespace, e[0].name))]
 
 
 class AppIndex:
@@ -127,9 +130,9 @@ class AppIndex:
 
     def __init__(self) -> None:
         self._apps: dict[AppKey, GuardedApp] = {}
-        # Each Application as last seen, and its resourceVersion. The objects are shared with the
-        # API's list reads, which only read them; nothing changes one after it is put here.
-        self._latest: dict[AppKey, tuple[str, dict[str, Any]]] = {}
+        # Each Application as last seen: its resourceVersion, and the object serialized (a seventh
+        # of the memory of the decoded object, and nothing for the garbage collector to walk).
+        self._latest: dict[AppKey, tuple[str, bytes]] = {}
         self._by_name: dict[NameKey, frozenset[tuple[ObjectRef, AppKey]]] = {}
         self._lock = threading.Lock()
         self._advanced = threading.Condition(self._lock)
@@ -151,36 +154,49 @@ class AppIndex:
     def latest(self, namespace: str, name: str) -> dict[str, Any] | None:
         """A copy of the Application as the watch last delivered it (the API's writes start from it)."""
         found = self._latest.get(AppKey(namespace, name))
-        return jsoncodec.clone(found[1]) if found is not None else None
+        return jsoncodec.loads(found[1]) if found is not None else None
 
     def snapshot(self, namespace: str | None) -> tuple[str, list[dict[str, Any]]]:
         """The resourceVersion the index is at, and its Applications (of one namespace, or all) at
-        that version, ordered as the storage lists them: the index's own objects, to read only."""
+        that version, ordered as the storage lists them."""
         with self._lock:
-            return str(self.rv), _ordered(self._held(namespace))
+            rv, held = str(self.rv), self._held(namespace)
+        return rv, _decoded(held)
 
-    def matching(
-        self, namespace: str | None, versions: frozenset[str], timeout: float
-    ) -> list[dict[str, Any]] | None:
-        """The Applications (of one namespace, or all; the index's own objects, to read only) when
-        the index holds exactly the stored ``versions`` the storage just listed, waiting up to
-        ``timeout`` for the watch to bring them; None when it does not (or is not serving). A
-        resourceVersion names one write of one object, so equal sets mean equal objects: these are
-        as new as that list."""
+    def serving(self) -> bool:
+        """Listed, and its watch healthy."""
+        return self.synced and not self.error
+
+    def newest(
+        self, namespace: str | None, versions: frozenset[str], list_rv: str, timeout: float
+    ) -> tuple[str, list[dict[str, Any]]] | None:
+        """Copies of the Applications (of one namespace, or all) at least as new as a list the
+        storage just made at ``list_rv``, which named ``versions``, and the resourceVersion they
+        are at; waiting up to ``timeout`` for the watch to bring them. None when the index does not
+        get there (or is not serving). Either it holds exactly those versions (a resourceVersion
+        names one write of one object, so equal sets mean equal objects: as of ``list_rv``), or it
+        holds every change up to ``list_rv`` or later (writes came after the list: as of its own
+        version, as kube-apiserver's consistent reads from its watch cache)."""
+        target = version_number(list_rv)
         deadline = time.monotonic() + timeout
         with self._advanced:
             while True:
-                if not self.synced or self.error:
+                if not self.serving():
                     return None
                 held = self._held(namespace)
                 if len(held) == len(versions) and all(rv in versions for _, (rv, _) in held):
-                    return _ordered(held)
+                    at = list_rv
+                    break
+                if target is not None and self.rv >= target:
+                    at = str(self.rv)
+                    break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
                 self._advanced.wait(left)
+        return at, _decoded(held)
 
-    def _held(self, namespace: str | None) -> list[tuple[AppKey, tuple[str, dict[str, Any]]]]:  # locked
+    def _held(self, namespace: str | None) -> Held:  # with the lock held
         return [(k, v) for k, v in self._latest.items() if namespace in (None, k.namespace)]
 
     def caught_up(self, rv: int, timeout: float) -> bool:
@@ -188,12 +204,12 @@ class AppIndex:
         the storage's resourceVersion ``rv``, waiting up to ``timeout`` for the watch to get there."""
         deadline = time.monotonic() + timeout
         with self._advanced:
-            while self.synced and not self.error and self.rv < rv:
+            while self.serving() and self.rv < rv:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._advanced.wait(left)
-            return self.synced and not self.error
+            return self.serving()
 
     # --- writes -----------------------------------------------------------------------------
     def seen(self, rv: str) -> None:
@@ -240,13 +256,12 @@ class AppIndex:
                 self._index(previous, add=False)
 
     def replace(self, apps: list[GuardedApp], objects: Sequence[dict[str, Any]] = (), rv: str = "") -> None:
-        """Everything at once, after a (re-)list at ``rv``: the guard's view, and the listed objects
-        (which the index keeps as they are: the caller hands them over)."""
+        """Everything at once, after a (re-)list at ``rv``: the guard's view, and the listed objects."""
         by_key = {a.key: a for a in apps}
         latest = {
             AppKey(o["metadata"]["namespace"], o["metadata"]["name"]): (
                 str(o["metadata"].get("resourceVersion") or ""),
-                o,
+                jsoncodec.dumps(o),
             )
             for o in objects
         }
@@ -270,8 +285,9 @@ class AppIndex:
         rv = version_number(version)
         if kind in ("ADDED", "MODIFIED"):
             self.put(app)
+            data = jsoncodec.dumps(obj)
             with self._advanced:
-                self._latest[app.key] = (version, obj)
+                self._latest[app.key] = (version, data)
                 self._advance(rv)
         elif kind == "DELETED":
             self.remove(app.key)

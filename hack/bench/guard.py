@@ -2,8 +2,8 @@
 in-process ValidatingAdmissionPolicy with a coarse equivalent rule, on the same apiserver.
 
 Part 1, end to end (kubectl's path: a merge-patch through kube-apiserver over one keep-alive
-connection as the admin). Three ConfigMaps in one namespace, updated in interleaved rounds so all
-three see the same machine load:
+connection as the admin). Five ConfigMaps in one namespace, updated in interleaved rounds so all
+five see the same machine load:
 
   (a) none:  no admission check matches it;
   (b) vap:   a ValidatingAdmissionPolicy denies changes to `data` (a coarse stand-in for "the
@@ -20,11 +20,12 @@ three see the same machine load:
              round trip from kube-apiserver to any webhook process costs, in any language.
 
 Each round sends an allowed update (an annotation nobody owns) and a denied one (data.color, which
-Git owns; under (a) and (d) it is simply stored). Reports p50/p99 per case and what (b) and (c) add over (a).
+Git owns; under (a), (d) and (e) it is simply stored). Reports p50/p99 per case and what each adds
+over (a).
 The allowed update sets the annotation to the value it already has: kube-apiserver admits it in
 full (every webhook and policy is called) and then finds nothing to store. A real change would wake
 the controller, if one runs, on every round of (c) alone (its watch on managed objects), and its
-reconciles (a git fetch, a status write) would load the machine for all three cases.
+reconciles (a git fetch, a status write) would load the machine for all the cases.
 
 Part 2, the handler alone: AdmissionReviews for (c) (half denied, half allowed) sent straight to
 https://127.0.0.1:<port>/mutate (where UPDATEs are decided) at a fixed rate over keep-alive
@@ -43,6 +44,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -151,42 +153,41 @@ def floor_webhooks(directory: Path) -> Iterator[None]:
     cert, key, binary = directory / "tls.crt", directory / "tls.key", directory / "floor-webhook"
     cert.write_bytes(leaf.cert_pem)
     key.write_bytes(leaf.key_pem)
+    if shutil.which("go") is None:
+        raise SystemExit("the Go toolchain is needed to build hack/bench/floor_webhook.go (case e)")
     subprocess.run(
         ["go", "build", "-o", str(binary), str(REPO / "hack" / "bench" / "floor_webhook.go")],
         cwd=directory, env={**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"}, check=True,
     )  # fmt: skip
     gunicorn = REPO / ".local" / "venv" / "bin" / "gunicorn"
-    servers = [
-        subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for command in (
-            [str(gunicorn), "-k", "gthread", "-w", "1", "--threads", "8", "--keep-alive", "75",
-             "--certfile", str(cert), "--keyfile", str(key), "-b", f"127.0.0.1:{FLOOR_PORT}",
-             "hack.bench.floor_webhook:app"],
-            [str(binary), f"127.0.0.1:{GO_PORT}", str(cert), str(key)],
+    commands = (
+        [str(gunicorn), "-k", "gthread", "-w", "1", "--threads", "8", "--keep-alive", "75",
+         "--certfile", str(cert), "--keyfile", str(key), "-b", f"127.0.0.1:{FLOOR_PORT}",
+         "hack.bench.floor_webhook:app"],
+        [str(binary), f"127.0.0.1:{GO_PORT}", str(cert), str(key)],
+    )  # fmt: skip
+    with contextlib.ExitStack() as servers:
+        for command in commands:
+            server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            servers.callback(server.wait, timeout=30)
+            servers.callback(server.terminate)
+        guard = json.loads(
+            kubectl("get", "mutatingwebhookconfiguration", "driftguard-guard", "-o", "json").stdout
         )
-    ]  # fmt: skip
-    guard = json.loads(
-        kubectl("get", "mutatingwebhookconfiguration", "driftguard-guard", "-o", "json").stdout
-    )
-    webhooks = []
-    for name, port, label in (("floor", FLOOR_PORT, FLOOR_LABEL), ("go", GO_PORT, GO_LABEL)):
-        webhook = copy.deepcopy(guard["webhooks"][0])
-        webhook.update(
-            name=f"{name}.bench.driftguard.io",
-            clientConfig={"url": f"https://127.0.0.1:{port}/mutate",
-                          "caBundle": base64.b64encode(ca.cert_pem).decode()},
-            objectSelector={"matchLabels": {label: "true"}},
-        )  # fmt: skip
-        webhooks.append(webhook)
-    config = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-              "metadata": {"name": POLICY}, "webhooks": webhooks}  # fmt: skip
-    try:
+        webhooks = []
+        for name, port, label in (("floor", FLOOR_PORT, FLOOR_LABEL), ("go", GO_PORT, GO_LABEL)):
+            webhook = copy.deepcopy(guard["webhooks"][0])
+            webhook.update(
+                name=f"{name}.bench.driftguard.io",
+                clientConfig={"url": f"https://127.0.0.1:{port}/mutate",
+                              "caBundle": base64.b64encode(ca.cert_pem).decode()},
+                objectSelector={"matchLabels": {label: "true"}},
+            )  # fmt: skip
+            webhooks.append(webhook)
+        config = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                  "metadata": {"name": POLICY}, "webhooks": webhooks}  # fmt: skip
         kubectl("apply", "-f", "-", input=json.dumps(config))
         yield
-    finally:
-        for server in servers:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 def set_up() -> None:
@@ -297,7 +298,7 @@ def end_to_end(rounds: int, start: int = 0) -> dict[str, dict[str, list[float]]]
                 expect: tuple[int, ...] = (200,)
             else:
                 # Denied under (b) and (c), so blue stays and red is a change every time; stored
-                # under (a) and (d), so there it alternates to stay a change.
+                # under (a), (d) and (e), so there it alternates to stay a change.
                 stored = case in STORED
                 patch = {"data": {"color": "red" if not stored or i % 2 == 0 else "blue"}}
                 expect = (200,) if stored else DENIED
@@ -422,7 +423,7 @@ def main() -> None:
         for case in CASES:
             print(row(f"{kind:<8}({case})", e2e[case][kind]))
     print("\nAdded over (a), p50 / p99:")
-    print(f"{'':<34}{'allowed':>17}{'denied':>19}")
+    print(f"{'':<34}{'allowed':>19}{'denied':>19}")
     added: dict[str, dict[str, tuple[float, float]]] = {}
     for kind in ("allowed", "denied"):
         base50, base99 = statistics.median(e2e["none"][kind]), percentile(e2e["none"][kind], 0.99)

@@ -69,6 +69,7 @@ class FakeStore:
 
     def delete(self, app: dict[str, Any]) -> None:
         del self.apps[(app["metadata"]["namespace"], app["metadata"]["name"])]
+        self.rv += 1  # a deletion is a write too, as in etcd
 
     def watch(
         self,

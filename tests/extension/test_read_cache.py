@@ -70,24 +70,95 @@ def test_a_list_without_a_resource_version_is_served_by_an_index_holding_the_new
     assert (store.reads, store.version_reads) == (0, 2)
 
 
+class Waits:
+    """Counts the index's waits for its watch; ``blocked`` is set as a read starts waiting. The
+    read still holds the index's lock then, so whatever the watch delivers after ``blocked``
+    reaches the index only once the read is truly waiting (the wait releases the lock)."""
+
+    def __init__(self, index: AppIndex) -> None:
+        self.count = 0
+        self.blocked = threading.Event()
+        real = index._advanced.wait
+
+        def wait(timeout: float | None = None) -> bool:
+            self.count += 1
+            self.blocked.set()
+            return real(timeout)
+
+        index._advanced.wait = wait  # type: ignore[method-assign]
+
+
+def modified(app: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "MODIFIED", "object": copy.deepcopy(app)}
+
+
 def test_a_list_waits_for_the_watch_to_bring_the_newest_versions() -> None:
     store, index, apps = setup()
-    labelled(apps)
+    written = labelled(apps)
     store.reads = 0
     resources.READ_WAIT_SECONDS = 5.0
-    waiting = threading.Event()
-    real_matching = index.matching
-
-    def matching(namespace: str | None, versions: frozenset[str], timeout: float) -> Any:
-        waiting.set()
-        return real_matching(namespace, versions, timeout)
-
-    index.matching = matching  # type: ignore[method-assign]
-    deliver = threading.Thread(target=lambda: waiting.wait(5) and watched(index, store))
+    waits = Waits(index)
+    deliver = threading.Thread(target=lambda: waits.blocked.wait(5) and index.apply(modified(written)))
     deliver.start()
-    assert apps.list("team-a", lambda a: True)[0][0]["metadata"]["labels"] == {"a": "1"}
+    items, rv = apps.list("team-a", lambda a: True)
     deliver.join()
+    assert items[0]["metadata"]["labels"] == {"a": "1"} and rv == written["metadata"]["resourceVersion"]
+    assert waits.count >= 1, "it waited for the watch"
     assert store.reads == 0, "answered from the index once the watch brought the write"
+
+
+def test_a_list_waits_for_the_watch_to_bring_a_deletion() -> None:
+    store, index, apps = setup()
+    gone = apps.get("team-a", "shop")
+    apps.delete("team-a", "shop", WriteOptions())  # no finalizers: gone at once
+    store.reads = 0
+    resources.READ_WAIT_SECONDS = 5.0
+    waits = Waits(index)
+    deleted = {
+        "type": "DELETED",
+        "object": {**gone, "metadata": {**gone["metadata"], "resourceVersion": "99"}},
+    }
+    deliver = threading.Thread(target=lambda: waits.blocked.wait(5) and index.apply(deleted))
+    deliver.start()
+    assert apps.list("team-a", lambda a: True)[0] == []
+    deliver.join()
+    assert waits.count >= 1 and store.reads == 0
+
+
+def test_an_index_ahead_of_the_storage_s_list_answers_at_once() -> None:
+    """A write lands after the storage listed the versions, and the watch brings it first: the
+    index holds every change up to the list's version and later, so it answers, as of its own."""
+    store, index, apps = setup()
+    real_versions = store.versions
+    after: dict[str, Any] = {}
+
+    def versions_then_a_write(namespace: str | None) -> tuple[frozenset[str], str]:
+        found = real_versions(namespace)
+        after["written"] = labelled(apps)
+        index.apply(modified(after["written"]))
+        after["reads"] = store.reads
+        return found
+
+    store.versions = versions_then_a_write  # type: ignore[method-assign]
+    waits = Waits(index)
+    items, rv = apps.list("team-a", lambda a: True)
+    assert items[0]["metadata"]["labels"] == {"a": "1"}, "the newer write, not the listed version"
+    assert rv == after["written"]["metadata"]["resourceVersion"]
+    assert waits.count == 0 and store.reads == after["reads"], "no wait, no storage list"
+
+
+def test_an_index_that_is_not_serving_leaves_the_list_to_the_storage() -> None:
+    store, index, apps = setup()
+    index.failed("watch broke")
+    store.reads = store.version_reads = 0
+    apps.list("team-a", lambda a: True)
+    assert (store.reads, store.version_reads) == (1, 0), "no question about versions first"
+    fresh = AppIndex()
+    assert fresh.newest(None, frozenset(), "1", 60.0) is None, "not listed yet: not waited for"
+    fresh.replace([], [], "5")
+    assert fresh.newest(None, frozenset(), "7", 60.0) == ("7", [])
+    fresh.failed("watch broke")
+    assert fresh.newest(None, frozenset(), "7", 60.0) is None, "its watch broke: not waited for"
 
 
 def test_an_object_the_storage_no_longer_has_sends_the_list_to_the_storage() -> None:
@@ -96,15 +167,6 @@ def test_an_object_the_storage_no_longer_has_sends_the_list_to_the_storage() -> 
     store.reads = 0
     assert apps.list("team-a", lambda a: True)[0] == []
     assert store.reads == 1
-
-
-def test_an_index_that_is_not_serving_is_not_waited_for() -> None:
-    index = AppIndex()
-    assert index.matching(None, frozenset(), 60.0) is None, "not listed yet"
-    index.replace([], [], "5")
-    assert index.matching(None, frozenset(), 60.0) == []
-    index.failed("watch broke")
-    assert index.matching(None, frozenset(), 60.0) is None, "its watch broke"
 
 
 def test_resource_version_0_is_answered_by_the_index() -> None:
