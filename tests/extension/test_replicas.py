@@ -118,11 +118,25 @@ def test_a_second_replica_shares_the_certificate_and_the_data(
     assert seen["metadata"]["uid"] == created["metadata"]["uid"]
     assert int(seen["metadata"]["resourceVersion"]) >= int(created["metadata"]["resourceVersion"])
     assert seen["spec"] == created["spec"]
+    # A LIST too, at once: its index may not have the write yet, and it answers the newest anyway.
+    code, created_too = second_replica.request("POST", base, {**body, "metadata": {"name": "web"}})
+    assert code == 201, created_too
+    listed = json.loads(driftguard.kubectl("get", "dgapps", "-n", namespace, "-o", "json").stdout)
+    assert {a["metadata"]["name"] for a in listed["items"]} == {"shop", "web"}
 
     # A write through kubectl is visible to the second replica, and a stale write there conflicts.
     driftguard.kubectl("annotate", "dgapp", "shop", "-n", namespace, "via=kubectl")
     code, current = second_replica.request("GET", f"{base}/shop")
     assert code == 200 and current["metadata"]["annotations"]["via"] == "kubectl"
+    driftguard.kubectl("annotate", "dgapp", "web", "-n", namespace, "via=kubectl")
+    code, current_list = second_replica.request("GET", base)
+    assert code == 200
+    assert {
+        a["metadata"]["name"]: a["metadata"].get("annotations", {}).get("via") for a in current_list["items"]
+    } == {
+        "shop": "kubectl",
+        "web": "kubectl",
+    }
     created["spec"]["project"] = "stale"
     code, status = second_replica.request("PUT", f"{base}/shop", created)
     assert code == 409 and status["reason"] == "Conflict"
