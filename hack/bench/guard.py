@@ -45,6 +45,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import ssl
 import statistics
 import subprocess
@@ -167,10 +168,13 @@ def floor_webhooks(directory: Path) -> Iterator[None]:
         [str(binary), f"127.0.0.1:{GO_PORT}", str(cert), str(key)],
     )  # fmt: skip
     with contextlib.ExitStack() as servers:
-        for command in commands:
+        for command, port in zip(commands, (FLOOR_PORT, GO_PORT), strict=True):
             server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             servers.callback(server.wait, timeout=30)
             servers.callback(server.terminate)
+            wait(
+                lambda s=server, p=port: serving(s, p, ca.cert_pem), f"the floor webhook on 127.0.0.1:{port}"
+            )
         guard = json.loads(
             kubectl("get", "mutatingwebhookconfiguration", "driftguard-guard", "-o", "json").stdout
         )
@@ -188,6 +192,22 @@ def floor_webhooks(directory: Path) -> Iterator[None]:
                   "metadata": {"name": POLICY}, "webhooks": webhooks}  # fmt: skip
         kubectl("apply", "-f", "-", input=json.dumps(config))
         yield
+
+
+def serving(server: subprocess.Popen[bytes], port: int, ca_pem: bytes) -> bool:
+    """Whether ``server`` answers TLS on ``port`` with a certificate of the bench's CA; an error if
+    it exited or another server holds the port (it would be measured instead)."""
+    if server.poll() is not None:
+        raise RuntimeError(f"the floor webhook for 127.0.0.1:{port} exited: is the port taken?")
+    context = ssl.create_default_context(cadata=ca_pem.decode())
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+            context.wrap_socket(raw, server_hostname="127.0.0.1").close()
+    except ssl.SSLCertVerificationError as exc:
+        raise RuntimeError(f"another server holds 127.0.0.1:{port}: {exc}") from exc
+    except OSError:
+        return False
+    return True
 
 
 def set_up() -> None:
