@@ -52,14 +52,23 @@ class Store:
     # --- translation -------------------------------------------------------------------------
     def _to_app(self, cm: dict[str, Any]) -> dict[str, Any]:
         app: dict[str, Any] = jsoncodec.loads((cm.get("data") or {})[DATA_KEY])
-        meta = cm["metadata"]
-        app["metadata"]["resourceVersion"] = meta["resourceVersion"]
-        # Every read selects by the namespace label (a GET checks it too), so it names the
-        # Application's namespace, even in a ConfigMap edited by hand to disagree.
-        app["metadata"]["namespace"] = (meta.get("labels") or {}).get(
-            NAMESPACE_LABEL, app["metadata"]["namespace"]
-        )
+        app["metadata"]["resourceVersion"] = cm["metadata"]["resourceVersion"]
         return app
+
+    def _disowned(self, cm: dict[str, Any], app: dict[str, Any]) -> bool:
+        """Whether a stored ConfigMap does not hold the Application its name and namespace label
+        say (edited by hand): then no read counts it as one, so that a GET, a LIST by namespace and
+        the watch agree on what exists."""
+        meta, own = cm["metadata"], app["metadata"]
+        label = (meta.get("labels") or {}).get(NAMESPACE_LABEL)
+        if label == own.get("namespace") and meta.get("name") == storage_name(label, own.get("name", "")):
+            return False
+        log.warning(
+            "ConfigMap %s/%s does not hold the Application its name and label %s=%s say (it holds "
+            "%s/%s): left out of every read",
+            self.namespace, meta.get("name"), NAMESPACE_LABEL, label, own.get("namespace"), own.get("name"),
+        )  # fmt: skip
+        return True
 
     def _to_configmap(self, app: dict[str, Any]) -> dict[str, Any]:
         meta = app["metadata"]
@@ -123,9 +132,10 @@ class Store:
     # --- verbs -------------------------------------------------------------------------------
     def get(self, namespace: str, name: str) -> dict[str, Any]:
         cm = self._call(name, "GET", f"{self._base}/{quote(storage_name(namespace, name))}")
-        if (cm["metadata"].get("labels") or {}).get(NAMESPACE_LABEL) != namespace:
+        app = self._to_app(cm)
+        if self._disowned(cm, app):
             raise errors.not_found(name)
-        return self._to_app(cm)
+        return app
 
     def namespace_phase(self, namespace: str) -> str | None:
         """The Namespace's phase (Active, Terminating), or None when it does not exist: from the
@@ -149,7 +159,7 @@ class Store:
             query["resourceVersion"] = resource_version
             query["resourceVersionMatch"] = "NotOlderThan"
         found = self._call("", "GET", self._base, query=query)
-        apps = [self._to_app(cm) for cm in found.get("items") or []]
+        apps = [app for cm in found.get("items") or [] if not self._disowned(cm, app := self._to_app(cm))]
         apps.sort(key=lambda a: (a["metadata"]["namespace"], a["metadata"]["name"]))
         return apps, found["metadata"].get("resourceVersion", "")
 
@@ -241,4 +251,7 @@ class Store:
                     "metadata": bookmark,
                 },
             }
-        return {"type": kind, "object": self._to_app(obj)}
+        app = self._to_app(obj)
+        if kind in ("ADDED", "MODIFIED") and self._disowned(obj, app):
+            kind = "DELETED"  # gone from every read: whoever holds it lets it go
+        return {"type": kind, "object": app}

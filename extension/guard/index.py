@@ -273,7 +273,9 @@ class AppIndex:
             self._apps, self._latest = by_key, latest
             self._by_name = {k: frozenset(v) for k, v in by_name.items()}
             self.synced, self.error = True, ""
-            self._advance(version_number(rv))
+            # The list's own version, even below an earlier one (etcd restored from a backup):
+            # the index holds exactly what the list held, and no more.
+            self.rv = version_number(rv) or 0
             self._advanced.notify_all()
 
     def apply(self, event: dict[str, Any]) -> None:

@@ -92,6 +92,21 @@ def modified(app: dict[str, Any]) -> dict[str, Any]:
     return {"type": "MODIFIED", "object": copy.deepcopy(app)}
 
 
+def test_an_index_holding_the_listed_versions_answers_below_the_list_s_version() -> None:
+    """The usual case: writes to other resources moved etcd's revision past the index's last
+    event, yet it holds exactly the versions the storage listed."""
+    store, index, apps = setup()
+    written = labelled(apps)
+    watched(index, store)
+    store.rv += 5  # writes elsewhere in the cluster
+    store.reads = 0
+    waits = Waits(index)
+    items, rv = apps.list("team-a", lambda a: True)
+    assert [a["metadata"] for a in items] == [written["metadata"]]
+    assert rv == str(store.rv) and index.rv < int(rv), "the list's version, above the index's"
+    assert (store.reads, waits.count) == (0, 0)
+
+
 def test_a_list_waits_for_the_watch_to_bring_the_newest_versions() -> None:
     store, index, apps = setup()
     written = labelled(apps)
@@ -116,7 +131,7 @@ def test_a_list_waits_for_the_watch_to_bring_a_deletion() -> None:
     waits = Waits(index)
     deleted = {
         "type": "DELETED",
-        "object": {**gone, "metadata": {**gone["metadata"], "resourceVersion": "99"}},
+        "object": {**gone, "metadata": {**gone["metadata"], "resourceVersion": str(store.rv)}},  # etcd's
     }
     deliver = threading.Thread(target=lambda: waits.blocked.wait(5) and index.apply(deleted))
     deliver.start()
@@ -245,6 +260,13 @@ def test_the_index_wakes_a_waiting_read_as_the_watch_advances() -> None:
     assert index.caught_up(7, 5.0)
     index.failed("watch broke")
     assert not index.caught_up(0, 0)
+
+
+def test_a_relist_sets_the_index_to_the_list_s_version_even_below_its_own() -> None:
+    index = AppIndex()
+    index.replace([], [], "10")
+    index.replace([], [], "7")  # etcd restored from a backup: revisions went back
+    assert index.rv == 7 and not index.caught_up(8, 0)
 
 
 def test_an_event_moves_the_index_and_its_version_together() -> None:

@@ -1,15 +1,17 @@
 """The storage against the real control plane: the metadata-only list that tells a LIST whether
-the index is as new, and the namespace label that every read selects by."""
+the index is as new, and a ConfigMap edited by hand to disagree with the Application it holds."""
 
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from kubernetes import client
 
+from extension.api import errors
 from extension.kubehttp import KubeHTTP
-from extension.storage import NAMESPACE_LABEL, Store, storage_name
+from extension.storage import METADATA_LIST, NAMESPACE_LABEL, Store, storage_name
 from tests.extension.test_app import APP
 
 pytestmark = pytest.mark.cluster
@@ -35,15 +37,30 @@ def test_versions_name_what_a_full_list_holds(api_client: client.ApiClient, name
     assert {a["metadata"]["resourceVersion"] for a in items} == versions
 
 
-def test_the_namespace_label_names_the_application_s_namespace(
+def test_the_versions_are_read_as_metadata_only(api_client: client.ApiClient, namespace: str) -> None:
+    http = KubeHTTP(api_client)
+    Store(http, namespace).create(stored("shop", "team-a"))
+    response = http.send("GET", f"/api/v1/namespaces/{namespace}/configmaps", accept=METADATA_LIST)
+    found = json.loads(response.data)
+    assert found["kind"] == "PartialObjectMetadataList"
+    assert "data" not in found["items"][0]
+
+
+def test_a_configmap_edited_to_name_another_namespace_is_no_application(
     api_client: client.ApiClient, namespace: str
 ) -> None:
     store = Store(KubeHTTP(api_client), namespace)
-    store.create(stored("shop", "team-a"))
-    # Edited by hand to disagree with the Application inside it: every read goes by the label.
+    created = store.create(stored("shop", "team-a"))
+    # Its namespace label edited by hand to disagree with its name and the Application inside.
     patch = {"metadata": {"labels": {NAMESPACE_LABEL: "team-b"}}}
     client.CoreV1Api(api_client).patch_namespaced_config_map(storage_name("team-a", "shop"), namespace, patch)
-    (moved,), _ = store.list("team-b")
-    assert moved["metadata"]["namespace"] == "team-b"
-    assert store.list("team-a")[0] == []
-    assert store.versions("team-b")[0] == {moved["metadata"]["resourceVersion"]}
+    for where in ("team-a", "team-b"):
+        assert store.list(where)[0] == [], f"listed in {where}"
+        with pytest.raises(errors.APIError) as missing:
+            store.get(where, "shop")
+        assert missing.value.code == 404
+    # Whoever watched it (the index, a kubectl -w) lets it go.
+    events = store.watch(None, created["metadata"]["resourceVersion"], 10)
+    event = next(e for e in events if e["type"] != "BOOKMARK")
+    events.close()  # type: ignore[attr-defined]
+    assert (event["type"], event["object"]["metadata"]["name"]) == ("DELETED", "shop")
