@@ -238,20 +238,29 @@ class Store:
         kind, obj = event.get("type"), event.get("object") or {}
         if kind == "ERROR":
             return event
+        meta = obj.get("metadata", {})
         if kind == "BOOKMARK":
-            meta = obj.get("metadata", {})
-            bookmark: dict[str, Any] = {"resourceVersion": meta.get("resourceVersion", "")}
-            if meta.get("annotations"):  # k8s.io/initial-events-end ends a watch list
-                bookmark["annotations"] = meta["annotations"]
-            return {
-                "type": "BOOKMARK",
-                "object": {
-                    "kind": "Application",
-                    "apiVersion": "gitops.driftguard.io/v1alpha1",
-                    "metadata": bookmark,
-                },
-            }
+            # k8s.io/initial-events-end in the annotations ends a watch list
+            return _bookmark(meta.get("resourceVersion", ""), meta.get("annotations"))
         app = self._to_app(obj)
-        if kind in ("ADDED", "MODIFIED") and self._disowned(obj, app):
-            kind = "DELETED"  # gone from every read: whoever holds it lets it go
+        if self._disowned(obj, app):
+            own = app["metadata"]
+            if meta.get("name") != storage_name(own.get("namespace", ""), own.get("name", "")):
+                # A copy that never held its Application: nothing changed for any reader.
+                return _bookmark(meta.get("resourceVersion", ""))
+            kind = "DELETED"  # its own record, edited away: whoever holds it lets it go
         return {"type": kind, "object": app}
+
+
+def _bookmark(rv: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"resourceVersion": rv}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {
+        "type": "BOOKMARK",
+        "object": {
+            "kind": "Application",
+            "apiVersion": "gitops.driftguard.io/v1alpha1",
+            "metadata": metadata,
+        },
+    }

@@ -64,3 +64,26 @@ def test_a_configmap_edited_to_name_another_namespace_is_no_application(
     event = next(e for e in events if e["type"] != "BOOKMARK")
     events.close()  # type: ignore[attr-defined]
     assert (event["type"], event["object"]["metadata"]["name"]) == ("DELETED", "shop")
+
+
+def test_a_copied_configmap_is_no_application_and_hides_none(
+    api_client: client.ApiClient, namespace: str
+) -> None:
+    store = Store(KubeHTTP(api_client), namespace)
+    created = store.create(stored("shop", "team-a"))
+    core = client.CoreV1Api(api_client)
+    original = core.read_namespaced_config_map(storage_name("team-a", "shop"), namespace)
+    copy_of = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="team-a.copy", labels=original.metadata.labels), data=original.data
+    )
+    copied = core.create_namespaced_config_map(namespace, copy_of)
+    (listed,), _ = store.list("team-a")
+    assert listed["metadata"]["uid"] == created["metadata"]["uid"], "the original alone"
+    # The copy's arrival changes nothing for a watcher: the original is not taken away.
+    events = store.watch(None, created["metadata"]["resourceVersion"], 10)
+    event = next(events)
+    events.close()  # type: ignore[attr-defined]
+    assert (event["type"], event["object"]["metadata"]["resourceVersion"]) == (
+        "BOOKMARK",
+        copied.metadata.resource_version,
+    ), "the copy's arrival, as a bookmark"
