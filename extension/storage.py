@@ -48,6 +48,9 @@ class Store:
         self.namespaces = namespaces
         self.namespace = namespace
         self._base = f"/api/v1/namespaces/{quote(namespace)}/configmaps"
+        # Stored ConfigMaps found not to hold the Application they say, by name, at which version:
+        # the versions a LIST compares leave them out too, as every read does.
+        self._disowned_seen: dict[str, str] = {}
 
     # --- translation -------------------------------------------------------------------------
     def _to_app(self, cm: dict[str, Any]) -> dict[str, Any]:
@@ -58,16 +61,19 @@ class Store:
     def _disowned(self, cm: dict[str, Any], app: dict[str, Any]) -> bool:
         """Whether a stored ConfigMap does not hold the Application its name and namespace label
         say (edited by hand): then no read counts it as one, so that a GET, a LIST by namespace and
-        the watch agree on what exists."""
+        the watch agree on what exists. Logged once per version of it."""
         meta, own = cm["metadata"], app["metadata"]
+        name, rv = meta.get("name", ""), meta.get("resourceVersion", "")
         label = (meta.get("labels") or {}).get(NAMESPACE_LABEL)
-        if label == own.get("namespace") and meta.get("name") == storage_name(label, own.get("name", "")):
+        if label == own.get("namespace") and name == storage_name(label, own.get("name", "")):
             return False
-        log.warning(
-            "ConfigMap %s/%s does not hold the Application its name and label %s=%s say (it holds "
-            "%s/%s): left out of every read",
-            self.namespace, meta.get("name"), NAMESPACE_LABEL, label, own.get("namespace"), own.get("name"),
-        )  # fmt: skip
+        if self._disowned_seen.get(name) != rv:
+            self._disowned_seen[name] = rv
+            log.warning(
+                "ConfigMap %s/%s does not hold the Application its name and label %s=%s say (it "
+                "holds %s/%s): left out of every read",
+                self.namespace, name, NAMESPACE_LABEL, label, own.get("namespace"), own.get("name"),
+            )  # fmt: skip
         return True
 
     def _to_configmap(self, app: dict[str, Any]) -> dict[str, Any]:
@@ -168,10 +174,12 @@ class Store:
         list's: a consistent read of the metadata only, to tell whether the index is as new."""
         query = {"labelSelector": self._selector(namespace)}
         found = self._call("", "GET", self._base, query=query, accept=METADATA_LIST)
-        items = found.get("items") or []
-        return frozenset(i["metadata"]["resourceVersion"] for i in items), found["metadata"].get(
-            "resourceVersion", ""
+        versions = frozenset(
+            i["metadata"]["resourceVersion"]
+            for i in found.get("items") or []
+            if self._disowned_seen.get(i["metadata"]["name"]) != i["metadata"]["resourceVersion"]
         )
+        return versions, found["metadata"].get("resourceVersion", "")
 
     def create(self, app: dict[str, Any]) -> dict[str, Any]:
         body = self._to_configmap(app)
@@ -243,13 +251,34 @@ class Store:
             # k8s.io/initial-events-end in the annotations ends a watch list
             return _bookmark(meta.get("resourceVersion", ""), meta.get("annotations"))
         app = self._to_app(obj)
-        if self._disowned(obj, app):
-            own = app["metadata"]
-            if meta.get("name") != storage_name(own.get("namespace", ""), own.get("name", "")):
-                # A copy that never held its Application: nothing changed for any reader.
+        disowned = self._disowned(obj, app)
+        if kind == "DELETED":
+            self._disowned_seen.pop(meta.get("name", ""), None)
+        if disowned:
+            if kind == "ADDED":
+                # A new ConfigMap that holds no Application of its own: nothing changed for a reader.
                 return _bookmark(meta.get("resourceVersion", ""))
-            kind = "DELETED"  # its own record, edited away: whoever holds it lets it go
+            # A record edited (or deleted) after it held one: its Application is gone from reads.
+            key = _named(meta.get("name", ""), app)
+            if key is None:
+                return {"type": "ERROR", "object": errors.gone(
+                    f"the storage ConfigMap {meta.get('name')} was edited by hand: list again"
+                ).status()}  # fmt: skip
+            app["metadata"]["namespace"], app["metadata"]["name"] = key
+            kind = "DELETED"
         return {"type": kind, "object": app}
+
+
+def _named(configmap: str, app: dict[str, Any]) -> tuple[str, str] | None:
+    """The Application a storage ConfigMap's name stands for: ``<namespace>.<name>`` (a namespace
+    has no dots), or a digest, which only the Application it was made from can be checked against."""
+    if "." in configmap:
+        namespace, _, name = configmap.partition(".")
+        return namespace, name
+    own = app["metadata"]
+    if storage_name(own.get("namespace", ""), own.get("name", "")) == configmap:
+        return own["namespace"], own["name"]
+    return None
 
 
 def _bookmark(rv: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:

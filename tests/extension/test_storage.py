@@ -54,6 +54,7 @@ def test_a_configmap_edited_to_name_another_namespace_is_no_application(
     # Its namespace label edited by hand to disagree with its name and the Application inside.
     patch = {"metadata": {"labels": {NAMESPACE_LABEL: "team-b"}}}
     client.CoreV1Api(api_client).patch_namespaced_config_map(storage_name("team-a", "shop"), namespace, patch)
+    assert store.list(None)[0] == [], "in a list of all namespaces (the index's relist)"
     for where in ("team-a", "team-b"):
         assert store.list(where)[0] == [], f"listed in {where}"
         with pytest.raises(errors.APIError) as missing:
@@ -79,6 +80,7 @@ def test_a_copied_configmap_is_no_application_and_hides_none(
     copied = core.create_namespaced_config_map(namespace, copy_of)
     (listed,), _ = store.list("team-a")
     assert listed["metadata"]["uid"] == created["metadata"]["uid"], "the original alone"
+    assert store.versions("team-a")[0] == {created["metadata"]["resourceVersion"]}, "as a LIST compares"
     # The copy's arrival changes nothing for a watcher: the original is not taken away.
     events = store.watch(None, created["metadata"]["resourceVersion"], 10)
     event = next(events)
