@@ -106,7 +106,8 @@ class Applications:
     # its watch cache the same way. The write carries the copy's resourceVersion, so a copy that
     # is behind only costs a conflict, and the retry reads the storage.
     recent: Callable[[str, str], dict[str, Any] | None] = lambda namespace, name: None
-    # Answers GET and LIST that name a resourceVersion (README, "Reads").
+    # Answers GET and LIST that name a resourceVersion, and LIST without one once the storage
+    # has said which versions are newest (README, "Reads").
     reads: ReadCache | None = None
 
     # --- checks shared by every write ---------------------------------------------------------
@@ -135,7 +136,7 @@ class Applications:
         cache does: "0" (any version) while its watch is healthy, or a version the index has
         reached (not older than it). Without one, the read must be the newest, and only the
         storage knows what that is: with two replicas, the other one's writes reach this index
-        after its watch delay."""
+        after its watch delay (a LIST asks the storage, ``list``)."""
         if self.reads is None or not resource_version:
             return None
         at_least = version_number(resource_version)
