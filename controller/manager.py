@@ -149,7 +149,7 @@ class Manager:
 
     def _poll(self) -> None:
         while not self.stop.wait(self.poll_seconds * random.uniform(0.9, 1.1)):  # noqa: S311 (jitter)
-            self.reconciler.expire()
+            self.reconciler.sources.expire()
             # A relist as well: a watch through the aggregation layer can outlive the extension
             # replica that served it without a word, and no Application may wait for that.
             try:
@@ -317,7 +317,7 @@ class Manager:
         for key, app in apps:
             url = str(((app.get("spec") or {}).get("source") or {}).get("repoURL") or "")
             if any(receiver.same_repo(url, pushed) for pushed in push.repo_urls):
-                self.reconciler.expire(url)
+                self.reconciler.sources.expire(url)
                 self.queue.add(key)
                 refreshed.append(str(key))
         log.info(

@@ -23,11 +23,11 @@ from typing import Any
 
 from controller import diff, health, plan
 from controller import status as st
-from controller.credentials import credentials_for
-from controller.git import GitError, RepoCache
+from controller.git import RepoCache
 from controller.kube import Kube, KubeError, Resource
 from controller.metrics import Metrics
-from controller.render import Limits, RenderError, render
+from controller.render import Limits
+from controller.sources import Sources
 from extension.api import jsoncodec
 from extension.api.tracking import (
     BREAK_GLASS_REASON,
@@ -45,7 +45,6 @@ from extension.api.validation import parse_duration
 
 log = logging.getLogger(__name__)
 
-SECRETS_LABEL = "gitops.driftguard.io/secret-type=repository"
 # How long an Application found in sync may skip re-comparing its objects when nothing woke it but
 # the poll: the watches on managed objects report every change (see Reconciler.touch), so this is
 # only a safety net for a change a watch missed.
@@ -82,14 +81,6 @@ class Outcome:
     failed: bool = False
 
 
-class Step(Exception):
-    """A failed step: its condition reason and a message for humans."""
-
-    def __init__(self, reason: str, message: str, temporary: bool = True) -> None:
-        super().__init__(message)
-        self.reason, self.message, self.temporary = reason, message, temporary
-
-
 @dataclass(frozen=True)
 class Quiet:
     """An Application found in sync: while Git renders the same objects, the spec is the same and
@@ -115,13 +106,11 @@ class Reconciler:
         self, kube: Kube, repos: RepoCache, options: Options, metrics: Metrics,
         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:  # fmt: skip
-        self.kube, self.repos, self.options, self.metrics, self.clock = kube, repos, options, metrics, clock
-        # (url, revision) -> (sha, monotonic time fetched): watch-driven reconciles reuse a fresh
-        # fetch; the poll and the webhook receiver make them stale.
-        self._resolved: dict[tuple[str, str], tuple[str, float]] = {}
-        self._stale_since: dict[str, float] = {}
-        self._fetching: dict[str, threading.Lock] = {}
-        self._rendered: dict[str, list[dict[str, Any]]] = {}
+        self.kube, self.options, self.metrics, self.clock = kube, options, metrics, clock
+        self.sources = Sources(
+            kube, repos, metrics, namespace=options.namespace, bin_dir=options.bin_dir,
+            limits=options.limits, poll_seconds=options.poll_seconds,
+        )  # fmt: skip
         self._lock = threading.Lock()
         # resourceVersions this controller wrote, so that the watch can skip its own echoes.
         self.written: dict[tuple[str, str, str, str], str] = {}
@@ -177,77 +166,6 @@ class Reconciler:
             else:
                 self._quiet.pop(key, None)
 
-    # --- Git and render ---------------------------------------------------------------------
-    def expire(self, repo_url: str | None = None) -> None:
-        """Mark resolved revisions (of one repo, or all) stale: the next reconcile fetches."""
-        now = time.monotonic()
-        with self._lock:
-            for url in {key[0] for key in self._resolved} | ({repo_url} if repo_url else set()):
-                if repo_url is None or url == repo_url:
-                    self._stale_since[url] = now
-
-    def _fresh(self, url: str, revision: str) -> str | None:
-        with self._lock:
-            cached = self._resolved.get((url, revision))
-            stale_since = self._stale_since.get(url, 0.0)
-        if cached and cached[1] > stale_since and time.monotonic() - cached[1] < self.options.poll_seconds:
-            return cached[0]
-        return None
-
-    def _resolve(self, url: str, revision: str) -> str:
-        sha = self._fresh(url, revision)
-        if sha is not None:
-            return sha
-        # One fetch per repository at a time: the Applications a push woke all wait for the first
-        # fetch and reuse its answer instead of fetching once each.
-        with self._lock:
-            url_lock = self._fetching.setdefault(url, threading.Lock())
-        with url_lock:
-            sha = self._fresh(url, revision)
-            if sha is not None:
-                return sha
-            secrets = self.kube.request(
-                "GET",
-                f"/api/v1/namespaces/{self.options.namespace}/secrets",
-                query={"labelSelector": SECRETS_LABEL},
-            )
-            creds = credentials_for(url, secrets.get("items") or [])
-            started = time.monotonic()
-            try:
-                sha = self.repos.resolve(url, revision, creds)
-            except GitError as exc:
-                raise Step(st.FETCH_FAILED, str(exc)) from exc
-            finally:
-                self.metrics.git_fetch.observe(time.monotonic() - started)
-            with self._lock:
-                self._resolved[(url, revision)] = (sha, started)
-            return sha
-
-    def _render(
-        self, url: str, sha: str, source: dict[str, Any], destination_ns: str
-    ) -> list[dict[str, Any]]:
-        key = json.dumps([url, sha, source, destination_ns], sort_keys=True)
-        with self._lock:
-            cached = self._rendered.get(key)
-        if cached is not None:
-            copied: list[dict[str, Any]] = jsoncodec.clone(cached)
-            return copied
-        try:
-            with self.repos.checkout(url, sha) as tree:
-                objects = render(
-                    tree, source, bin_dir=self.options.bin_dir, limits=self.options.limits,
-                    default_namespace=destination_ns,
-                )  # fmt: skip
-        except GitError as exc:
-            raise Step(st.FETCH_FAILED, str(exc)) from exc
-        except RenderError as exc:
-            raise Step(st.RENDER_FAILED, str(exc), temporary=False) from exc
-        with self._lock:
-            if len(self._rendered) > 4096:
-                self._rendered.clear()
-            self._rendered[key] = jsoncodec.clone(objects)
-        return objects
-
     def _target(self, app: dict[str, Any], key: AppKey) -> Target:
         spec, operation = app.get("spec") or {}, app.get("operation") or {}
         source = copy.deepcopy(spec.get("source") or {})
@@ -258,7 +176,7 @@ class Reconciler:
                 (h for h in (app.get("status") or {}).get("history") or [] if h.get("id") == wanted), None
             )
             if entry is None:
-                raise Step(
+                raise st.Step(
                     st.APPLY_FAILED, f"rollback: history has no entry with id {wanted}", temporary=False
                 )
             source = copy.deepcopy(entry.get("source") or source)
@@ -267,12 +185,12 @@ class Reconciler:
             revision = str(operation["sync"]["revision"])
         url = str(source.get("repoURL") or "")
         target = Target(revision, source)
-        target.sha = self._resolve(url, revision)
+        target.sha = self.sources.resolve(url, revision)
         destination_ns = str((spec.get("destination") or {}).get("namespace") or "")
-        rendered = self._render(url, target.sha, source, destination_ns)
+        rendered = self.sources.render(url, target.sha, source, destination_ns, key.name)
         allow_empty = bool(((spec.get("syncPolicy") or {}).get("automated") or {}).get("allowEmpty"))
         if not rendered and not allow_empty:
-            raise Step(
+            raise st.Step(
                 st.RENDER_FAILED,
                 f"path {source.get('path') or '.'} rendered no objects at revision {st.short(target.sha)}; "
                 "nothing was applied or pruned "
@@ -282,7 +200,7 @@ class Reconciler:
         try:
             target.objects = plan.prepare(rendered, key, destination_ns, self._namespaced)
         except plan.PlanError as exc:
-            raise Step(st.RENDER_FAILED, str(exc), temporary=False) from exc
+            raise st.Step(st.RENDER_FAILED, str(exc), temporary=False) from exc
         return target
 
     def _namespaced(self, group: str, kind: str) -> bool | None:
@@ -324,10 +242,11 @@ class Reconciler:
             expiry = next_expiry(status, self.clock())
             if expiry is not None and outcome.requeue_after is not None:
                 outcome.requeue_after = min(outcome.requeue_after, expiry + 1.0)
-        except Step as exc:
+        except st.Step as exc:
             outcome = self._failed(app, key, status, exc, now)
         except KubeError as exc:
-            outcome = self._failed(app, key, status, Step(st.APPLY_FAILED, exc.message, exc.temporary), now)
+            failed = st.Step(st.APPLY_FAILED, exc.message, exc.temporary)
+            outcome = self._failed(app, key, status, failed, now)
         finally:
             status["reconciledAt"] = now
             if not self._paused(app):
@@ -340,7 +259,7 @@ class Reconciler:
         return outcome
 
     def _failed(
-        self, app: dict[str, Any], key: AppKey, status: dict[str, Any], exc: Step, now: str
+        self, app: dict[str, Any], key: AppKey, status: dict[str, Any], exc: st.Step, now: str
     ) -> Outcome:
         log.warning("[%s] %s: %s", key, exc.reason, exc.message)
         status["conditions"] = st.set_condition(
@@ -521,7 +440,7 @@ class Reconciler:
             log.info("[%s] %s", key, message)
             if failed:
                 pruning = all(c.message.startswith("prune failed") for c in failed)
-                raise Step(st.PRUNE_FAILED if pruning else st.APPLY_FAILED, message)
+                raise st.Step(st.PRUNE_FAILED if pruning else st.APPLY_FAILED, message)
         else:
             kept = [r for r in inventory if r not in desired]
         # A pause from an earlier rollback ends once the spec has changed since.
@@ -530,7 +449,7 @@ class Reconciler:
             status["conditions"] = st.remove_condition(status.get("conditions") or [], st.AUTO_SYNC_PAUSED)
         self._report(app, key, target, status, desired, live, drifted, foreign, kept)
         if foreign:
-            raise Step(st.APPLY_FAILED, "; ".join(sorted(foreign.values())), temporary=False)
+            raise st.Step(st.APPLY_FAILED, "; ".join(sorted(foreign.values())), temporary=False)
         drift = status.get("drift") or {}
         in_sync = status["sync"]["status"] == "Synced" and not kept
         watched = all(self.watching(ref.group, ref.kind) for ref in desired)
@@ -637,7 +556,7 @@ class Reconciler:
             if worst.status in (health.Status.Healthy, health.Status.Suspended):
                 return
             if worst.status == health.Status.Degraded or time.monotonic() > deadline:
-                raise Step(st.HEALTH_DEGRADED, f"a sync wave did not become healthy: {worst.message}")
+                raise st.Step(st.HEALTH_DEGRADED, f"a sync wave did not become healthy: {worst.message}")
             log.info("[%s] waiting for a sync wave to become healthy: %s", key, worst.message)
             time.sleep(1.0)
 

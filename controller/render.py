@@ -46,7 +46,6 @@ import yaml
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 CHART_FILE = "Chart.yaml"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-DEFAULT_RELEASE_NAME = "release"
 STDERR_SHOWN = 2000  # characters of a failing tool's stderr that reach the message
 _STDERR_KEPT = 64 * 1024  # bytes of stderr held while the tool runs
 _MAX_PROBLEMS = 5  # validation problems listed in one message; the rest are counted
@@ -111,12 +110,15 @@ def render(
     bin_dir: Path,
     limits: Limits = DEFAULT_LIMITS,
     default_namespace: str = "",
+    app_name: str,
 ) -> list[dict[str, Any]]:
     """The manifests that spec.source describes in ``checkout``, the root of a repository checkout.
 
     ``bin_dir`` holds the pinned ``kubectl`` and ``helm``. ``default_namespace`` is the destination
     namespace: Helm's --namespace, and the namespace that objects without one are compared in when
-    looking for duplicates; the objects themselves are returned as written. An empty result is [].
+    looking for duplicates; the objects themselves are returned as written. ``app_name`` is the
+    Application's name: Helm's release name unless ``helm.releaseName`` sets one, as in Argo CD.
+    An empty result is [].
     Raises RenderError (or its PathEscapeError and TooLargeError subtypes) for anything else.
     """
     problems = limits.validate()
@@ -152,9 +154,8 @@ def render(
             manifests.add_documents(origin, documents)
         else:
             origin = f"helm template of {app_rel}"
-            output = _helm(
-                repo, app, app_rel, _options(source, "helm"), bin_dir, limits, tmp, default_namespace
-            )
+            helm = _options(source, "helm")
+            output = _helm(repo, app, app_rel, helm, bin_dir, limits, tmp, default_namespace, app_name)
             documents = _load_yaml(output, origin)
             manifests.add_documents(origin, documents, details=_helm_sources(output, documents))
     return manifests.result()
@@ -775,9 +776,10 @@ def _helm(
     limits: Limits,
     tmp: Path,
     default_namespace: str,
+    app_name: str,
 ) -> str:
     where = "spec.source.helm"
-    release = _string_option(options, "releaseName", where) or DEFAULT_RELEASE_NAME
+    release = _string_option(options, "releaseName", where) or app_name
     if release.startswith("-"):
         raise RenderError(f"{where}.releaseName {release!r} must not start with '-'")
     args = [str(bin_dir / "helm"), "template", "--include-crds"]

@@ -77,3 +77,13 @@ def inventory(status: dict[str, Any]) -> list[ObjectRef]:
 
 def short(revision: str) -> str:
     return revision[:7]
+
+
+class Step(Exception):
+    """A failed step: its condition reason (one of the above) and a message for humans.
+    ``temporary`` failures retry with back-off for ever; permanent ones stop after the retry limit
+    until Git or the spec changes."""
+
+    def __init__(self, reason: str, message: str, temporary: bool = True) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.temporary = reason, message, temporary

@@ -61,6 +61,7 @@ def write(root: Path, files: dict[str, str]) -> None:
 
 def run(repo: Path, source: dict[str, Any], **kwargs: Any) -> list[dict[str, Any]]:
     kwargs.setdefault("bin_dir", BIN_DIR)
+    kwargs.setdefault("app_name", "shop")
     return render(repo, source, **kwargs)
 
 
@@ -384,10 +385,11 @@ def test_a_helm_chart_renders_with_value_files_values_parameters_and_release_nam
     }
 
 
-def test_a_helm_chart_without_options_uses_the_default_release_name(repo: Path) -> None:
+def test_a_helm_chart_without_a_release_name_is_released_under_the_application_name(repo: Path) -> None:
+    # As in Argo CD: a migrated chart keeps the names it templates with .Release.Name.
     write(repo, CHART)
-    [config] = run(repo, {"path": "chart"})
-    assert config["metadata"]["name"] == "release-settings"
+    [config] = run(repo, {"path": "chart"}, app_name="storefront")
+    assert config["metadata"]["name"] == "storefront-settings"
     assert config["data"]["color"] == "red"
 
 
