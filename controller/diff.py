@@ -9,9 +9,12 @@ no client-side diff can see). ``ignoreDifferences`` removes fields from both sid
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+import yaml
 
 from extension.api.tracking import ObjectRef
 
@@ -132,3 +135,31 @@ def drift(live: dict[str, Any], predicted: dict[str, Any], rules: Iterable[dict[
         _remove(a, path)
         _remove(b, path)
     return [format_path(p) for p in changed(a, b)]
+
+
+# One object's diff in status is cut after this many characters.
+MAX_DIFF_CHARS = 16 * 1024
+
+
+def unified(
+    live: dict[str, Any] | None, predicted: dict[str, Any] | None, rules: Iterable[dict[str, Any]] = (),
+    name: str = "",
+) -> str:  # fmt: skip
+    """A unified diff of the live object against what a sync would make of it, as YAML, without
+    the fields the server changes on every write or ``ignoreDifferences`` leaves out; ``live`` None
+    is a creation, ``predicted`` None a deletion. ``predicted`` comes from a server-side apply dry
+    run of Git's object, so only fields Git sets (and what the server defaults from them) differ."""
+    rules = list(rules)
+    sides: list[list[str]] = []
+    for obj in (live, predicted):
+        if obj is None:
+            sides.append([])
+            continue
+        shown = comparable(obj)
+        for path in ignored_paths(live or obj, rules):
+            _remove(shown, path)
+        sides.append(
+            yaml.safe_dump(shown, sort_keys=True, default_flow_style=False).splitlines(keepends=True)
+        )
+    text = "".join(difflib.unified_diff(sides[0], sides[1], f"live/{name}", f"desired/{name}"))
+    return text if len(text) <= MAX_DIFF_CHARS else text[:MAX_DIFF_CHARS] + "\n... (diff cut at 16 KiB)\n"

@@ -166,10 +166,16 @@ class Kube:
                 found = self._resources.get((group, kind))
             return found
 
-    def resource_for(self, obj: dict[str, Any]) -> Resource:
+    def resource_for(self, obj: dict[str, Any], wait: float = 0.0) -> Resource:
+        """The resource serving ``obj``'s kind; with ``wait``, discovery is asked again (every
+        second, up to ``wait`` seconds) for a kind a CRD established a moment ago."""
         api_version = str(obj.get("apiVersion") or "")
         group = api_version.rpartition("/")[0]
-        res = self.resource(group, str(obj.get("kind")))
+        deadline = time.monotonic() + wait
+        while (res := self.resource(group, str(obj.get("kind")))) is None and time.monotonic() < deadline:
+            time.sleep(1.0)
+            with self._lock:
+                self._discovered_at = 0.0  # the next lookup discovers again
         if res is None:
             raise KubeError(
                 404, "NotFound", f"the server has no resource for {obj.get('kind')} in {api_version}"

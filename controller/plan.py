@@ -106,6 +106,16 @@ def waves(objs: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return [list(group) for _, group in itertools.groupby(ordered, key=lambda o: order_key(o)[:2])]
 
 
+def group_kind(obj: dict[str, Any]) -> tuple[str, str]:
+    ref = ObjectRef.of(obj)
+    return ref.group, ref.kind
+
+
+def crd_kinds(manifests: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
+    """The (group, kind) pairs the CustomResourceDefinitions among ``manifests`` define."""
+    return set(_crd_scopes(manifests))
+
+
 def _crd_scopes(manifests: Iterable[dict[str, Any]]) -> dict[tuple[str, str], bool]:
     scopes = {}
     for obj in manifests:

@@ -9,6 +9,7 @@ controller killed mid-sync leaves no object it does not know about).
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime
 import hashlib
@@ -21,19 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller import diff, health, plan
+from controller import breakglass, diff, health, plan
 from controller import status as st
+from controller.breakglass import next_expiry, parse_time
 from controller.git import RepoCache
 from controller.kube import Kube, KubeError, Resource
 from controller.metrics import Metrics
 from controller.render import Limits
 from controller.sources import Sources
-from extension.api import jsoncodec
+from extension.api import jsoncodec, seals
 from extension.api.tracking import (
+    BREAK_GLASS_GRANT,
     BREAK_GLASS_REASON,
     BREAK_GLASS_UNTIL,
-    DRIFTED_AT,
-    DRIFTED_BY,
     MANAGED_LABEL,
     RESOURCES_FINALIZER,
     TRACKING_ANNOTATION,
@@ -41,7 +42,7 @@ from extension.api.tracking import (
     ObjectRef,
     claimed_app,
 )
-from extension.api.validation import parse_duration
+from extension.api.validation import parse_duration, validate
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +50,17 @@ log = logging.getLogger(__name__)
 # the poll: the watches on managed objects report every change (see Reconciler.touch), so this is
 # only a safety net for a change a watch missed.
 QUIET_SECONDS = 600.0
+# The seal key is read again this often (it is made once, but a restore may bring another), and
+# at most this often while it is missing.
+SEAL_KEEP_SECONDS = 600.0
+SEAL_RETRY_SECONDS = 10.0
+# A dry run's diffs, all objects together, are kept in status up to this size (status is stored in
+# a ConfigMap, at most 1 MiB).
+MAX_DIFFS_BYTES = 200 * 1024
 
 
 def now_text(clock: Callable[[], datetime.datetime]) -> str:
     return clock().astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime.datetime | None:
-    try:
-        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
 
 @dataclass
@@ -112,6 +112,7 @@ class Reconciler:
             limits=options.limits, poll_seconds=options.poll_seconds,
         )  # fmt: skip
         self._lock = threading.Lock()
+        self._seal: tuple[bytes | None, float] = (None, -SEAL_KEEP_SECONDS)  # (key, monotonic read)
         # resourceVersions this controller wrote, so that the watch can skip its own echoes.
         self.written: dict[tuple[str, str, str, str], str] = {}
         # The resourceVersion of each Application's last status write, until the watch brings it
@@ -183,9 +184,24 @@ class Reconciler:
             revision = str(entry["revision"])
         elif (operation.get("sync") or {}).get("revision"):
             revision = str(operation["sync"]["revision"])
+        return self._build(app, key, source, revision)
+
+    def _deployed(self, app: dict[str, Any], key: AppKey) -> Target | None:
+        """What the last sync deployed (the newest history entry), e.g. the revision a rollback
+        put back while auto-sync is paused; None without history."""
+        history = (app.get("status") or {}).get("history") or []
+        if not history:
+            return None
+        entry = history[-1]
+        source = copy.deepcopy(entry.get("source") or (app.get("spec") or {}).get("source") or {})
+        return self._build(app, key, source, str(entry["revision"]))
+
+    def _build(self, app: dict[str, Any], key: AppKey, source: dict[str, Any], revision: str) -> Target:
+        spec = app.get("spec") or {}
         url = str(source.get("repoURL") or "")
         target = Target(revision, source)
-        target.sha = self.sources.resolve(url, revision)
+        # A sync or rollback request deploys what Git holds now, not what the last poll saw.
+        target.sha = self.sources.resolve(url, revision, refresh=bool(app.get("operation")))
         destination_ns = str((spec.get("destination") or {}).get("namespace") or "")
         rendered = self.sources.render(url, target.sha, source, destination_ns, key.name)
         allow_empty = bool(((spec.get("syncPolicy") or {}).get("automated") or {}).get("allowEmpty"))
@@ -226,6 +242,7 @@ class Reconciler:
         outcome = Outcome(requeue_after=self.options.poll_seconds)
         spec = app.get("spec") or {}
         try:
+            _check_spec(app)
             target = self._target(app, key)
             self._sync_and_assess(app, key, target, status, now)
             status["conditions"] = st.set_condition(
@@ -266,7 +283,7 @@ class Reconciler:
             status.get("conditions") or [], st.READY, "False", exc.reason, exc.message, now
         )
         status.setdefault("sync", {})["status"] = (
-            "Unknown" if exc.reason in (st.FETCH_FAILED, st.RENDER_FAILED) else "OutOfSync"
+            "Unknown" if exc.reason in (st.FETCH_FAILED, st.RENDER_FAILED, st.INVALID_SPEC) else "OutOfSync"
         )
         status["sync"].setdefault("revision", "")
         if app.get("operation"):
@@ -295,18 +312,38 @@ class Reconciler:
 
     # --- compare, sync, prune, assess -------------------------------------------------------
     def _live(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        res = self.kube.resource_for(obj)
+        """The live object, None when it does not exist; a kind the server does not serve yet (a
+        CustomResourceDefinition in the same sync brings it) has no live objects either."""
+        res = self.kube.resource(*plan.group_kind(obj))
         meta = obj["metadata"]
-        return self.kube.get(res, meta.get("namespace", ""), meta["name"])
+        return None if res is None else self.kube.get(res, meta.get("namespace", ""), meta["name"])
 
     def _compare(
         self, obj: dict[str, Any], live: dict[str, Any] | None, rules: list[dict[str, Any]]
     ) -> list[str] | None:
-        """The drifted fields, [] when in sync, None when missing."""
+        """The drifted fields, [] when in sync, None when missing (no dry run then: its kind may not
+        even exist yet, as Argo CD's SkipDryRunOnMissingResource)."""
         if live is None:
             return None
         predicted = self.kube.apply(obj, dry_run=True)
         return diff.drift(live, predicted, rules)
+
+    def seal_key(self) -> bytes | None:
+        """The drift guard's seal key (extension.api.seals), read from its Secret and kept; None
+        until the extension has made it (then nothing counts as the guard's)."""
+        with self._lock:
+            key, read_at = self._seal
+        if time.monotonic() - read_at < (SEAL_KEEP_SECONDS if key is not None else SEAL_RETRY_SECONDS):
+            return key
+        path = f"/api/v1/namespaces/{self.options.namespace}/secrets/{seals.SECRET_NAME}"
+        try:
+            secret = self.kube.request("GET", path)
+            key = base64.b64decode((secret.get("data") or {}).get(seals.SECRET_KEY) or "") or None
+        except (KubeError, ValueError) as exc:
+            log.warning("cannot read the drift guard's seal key %s: %s", seals.SECRET_NAME, exc)
+        with self._lock:
+            self._seal = (key, time.monotonic())
+        return key
 
     def _sync_and_assess(
         self, app: dict[str, Any], key: AppKey, target: Target, status: dict[str, Any], now: str
@@ -350,61 +387,67 @@ class Reconciler:
                 foreign[ref] = f"{ref} is managed by Application {owner}; refusing to take it over"
                 continue
             drifted[ref] = self._compare(obj, live[ref], rules)
+        seal_key, clock_now = self.seal_key(), self.clock()
         out_of_sync = {ref for ref, fields in drifted.items() if fields != []}
-        break_glass = {ref for ref in out_of_sync if _break_glass_active(live.get(ref), self.clock())}
+        break_glass = {ref for ref in out_of_sync if breakglass.active(live.get(ref), clock_now, seal_key)}
+        self._report_unbacked(status, desired, live, seal_key, now)
         # Decide whether to sync now.
         paused = self._paused(app) and "rollback" not in operation and "sync" not in operation
         git_changed = target.sha != (status.get("sync") or {}).get("revision")
         spec_changed = app["metadata"].get("generation") != status.get("observedGeneration")
         self_heal = bool(automated.get("selfHeal"))
-        prune_on = bool(automated.get("prune")) or bool((operation.get("sync") or {}).get("prune"))
+        sync_request = operation.get("sync") or {}
+        prune_on = bool(automated.get("prune")) or bool(sync_request.get("prune"))
         to_prune = prune_on and any(ref not in desired for ref in inventory)
         wants_sync = bool(operation) or (
             auto_sync and not paused and (bool(out_of_sync - break_glass) or to_prune)
             and (self_heal or git_changed or spec_changed or any(drifted[r] is None for r in out_of_sync))
         )  # fmt: skip
         changes = plan.ChangeSet()
-        selected = {
-            ObjectRef.from_status(r) for r in (operation.get("sync") or {}).get("resources") or []
-        }  # fmt: skip
-        # A break-glass that has expired: Git's state comes back whatever the sync policy says.
+        selected = {ObjectRef.from_status(r) for r in sync_request.get("resources") or []}
+        # A break-glass that has expired: Git's state comes back whatever the sync policy says; while
+        # auto-sync is paused after a rollback, the state that was deployed, not Git's newest.
         expired = {
-            ref for ref in desired if ref not in foreign and _break_glass_expired(live.get(ref), self.clock())
+            ref
+            for ref in desired
+            if ref not in foreign and breakglass.expired(live.get(ref), clock_now, seal_key)
         }
-        if expired and not wants_sync:
-            wants_sync, selected = True, expired
-        if wants_sync:
+        restoring = bool(expired) and not wants_sync
+        if sync_request.get("dryRun"):
+            self._dry_run(app, key, target, desired, live, drifted, foreign, selected, inventory, prune_on,
+                          rules, options, status, now)  # fmt: skip
+            kept = [r for r in inventory if r not in desired]
+        elif wants_sync or restoring:
+            source, source_desired = target, desired
+            if restoring:
+                selected = expired
+                deployed = self._deployed(app, key) if self._paused(app) else None
+                if deployed is not None:
+                    source, source_desired = deployed, {ObjectRef.of(o): o for o in deployed.objects}
+                    selected = {ref for ref in expired if ref in source_desired}
             initiator = operation.get("initiatedBy") or {
                 "automated": True,
                 "username": "driftguard-controller",
             }
-            started = f"syncing revision {st.short(target.sha)} ({len(selected or desired)} objects)"
-            log.info("[%s] %s", key, started)
+            why = " to end an expired break-glass" if restoring else ""
+            count = len(selected or source_desired)
+            log.info("[%s] syncing revision %s (%d objects)%s", key, st.short(source.sha), count, why)
             if operation:
                 status["operationState"] = self._operation_state(app, "Running", "syncing", now, None)
             applied = self._sync(
-                app, key, target, desired, live, drifted, foreign, break_glass, selected, options,
+                app, key, source, source_desired, live, drifted, foreign, break_glass, selected, options,
                 inventory, status, changes,
             )  # fmt: skip
-            # What the applies answered is the live state now: in sync.
+            # What the applies answered is the live state now: in sync with what was applied.
             for ref, obj in applied.items():
-                live[ref], drifted[ref] = obj, []
-            if not changes.failed():
-                gone = [r for r in inventory if r not in desired]
-                no_prune = [
-                    r
-                    for r in gone
-                    if plan.object_options((self._inventory_live(r) or (None, {}))[1]).get("Prune") == "false"
-                ]
-                prune_plan = plan.plan_prune(
-                    inventory, desired, prune=prune_on, no_prune=no_prune,
-                    max_share=self.options.max_prune_share,
-                    confirmed=bool((operation.get("sync") or {}).get("confirmPrune")),
-                )  # fmt: skip
-                self._prune(app, key, prune_plan, changes, status, now)
+                live[ref] = obj
+                drifted[ref] = [] if source is target else self._compare(desired[ref], obj, rules)
+            if not changes.failed() and not restoring:
+                prune_plan, found = self._plan_prune(inventory, desired, prune_on, sync_request)
+                self._prune(app, key, prune_plan, found, changes, status, now)
             kept = self._leftovers(inventory, desired, changes)
             failed = changes.failed()
-            message = f"revision {st.short(target.sha)}: {changes.summary()}"
+            message = f"revision {st.short(source.sha)}: {changes.summary()}"
             if failed:
                 message += "; " + "; ".join(str(c) for c in failed[:3])
             phase = "Failed" if failed else "Succeeded"
@@ -413,8 +456,8 @@ class Reconciler:
                 or changes.count("created") + changes.count("configured") + changes.count("pruned")
                 or git_changed
             ):
-                status["operationState"] = self._operation_state(app, phase, message, now, target, changes)
-            if not failed and (git_changed or operation or spec_changed):
+                status["operationState"] = self._operation_state(app, phase, message, now, source, changes)
+            if not failed and not restoring and (git_changed or operation or spec_changed):
                 status["history"] = st.add_history(
                     status.get("history") or [], target.sha, target.source, now,
                     {k: v for k, v in initiator.items() if k in ("username", "automated")},
@@ -429,7 +472,7 @@ class Reconciler:
                     f"(revision {st.short(target.sha)}); "
                     "auto-sync stays paused until the spec changes", now,
                 )  # fmt: skip
-            elif operation.get("sync") and not failed:
+            elif sync_request and not failed:
                 status["conditions"] = st.remove_condition(
                     status.get("conditions") or [], st.AUTO_SYNC_PAUSED
                 )
@@ -447,7 +490,7 @@ class Reconciler:
         was_paused = st.find_condition((app.get("status") or {}).get("conditions") or [], st.AUTO_SYNC_PAUSED)
         if was_paused and not self._paused(app) and "rollback" not in operation:
             status["conditions"] = st.remove_condition(status.get("conditions") or [], st.AUTO_SYNC_PAUSED)
-        self._report(app, key, target, status, desired, live, drifted, foreign, kept)
+        self._report(app, key, target, status, desired, live, drifted, foreign, kept, seal_key)
         if foreign:
             raise st.Step(st.APPLY_FAILED, "; ".join(sorted(foreign.values())), temporary=False)
         drift = status.get("drift") or {}
@@ -461,9 +504,105 @@ class Reconciler:
         else:
             self.forget(key)
 
+    def _report_unbacked(
+        self, status: dict[str, Any], desired: dict[ObjectRef, dict[str, Any]],
+        live: dict[ObjectRef, dict[str, Any] | None], seal_key: bytes | None, now: str,
+    ) -> None:  # fmt: skip
+        """Break-glass annotations no grant of the guard backs are ignored, and said so."""
+        unbacked = sorted(ref for ref in desired if breakglass.unbacked(live.get(ref), seal_key))
+        if not unbacked:
+            status["conditions"] = st.remove_condition(status.get("conditions") or [], st.BREAK_GLASS_IGNORED)
+            return
+        listed = ", ".join(str(ref) for ref in unbacked[:5]) + (" and more" if len(unbacked) > 5 else "")
+        status["conditions"] = st.set_condition(
+            status.get("conditions") or [], st.BREAK_GLASS_IGNORED, "True", "NotGranted",
+            f"{listed} carry break-glass annotations that the drift guard did not grant (set by someone "
+            "outside spec.driftGuard.breakGlass.groups, with an expiry past maxDuration, or edited since): "
+            "they are ignored and Git's state is kept as usual",
+            now,
+        )  # fmt: skip
+
+    def _dry_run(
+        self, app: dict[str, Any], key: AppKey, target: Target, desired: dict[ObjectRef, dict[str, Any]],
+        live: dict[ObjectRef, dict[str, Any] | None], drifted: dict[ObjectRef, list[str] | None],
+        foreign: dict[ObjectRef, str], selected: set[ObjectRef], inventory: list[ObjectRef], prune_on: bool,
+        rules: list[dict[str, Any]], options: dict[str, str], status: dict[str, Any], now: str,
+    ) -> None:  # fmt: skip
+        """What a sync would do, with each object's diff, in status.operationState; nothing in the
+        cluster changes (every apply is a server-side dry run) and history stays as it is."""
+        changes, diffs = plan.ChangeSet(), {}
+        created_namespaces = {ref.name for ref in desired if (ref.group, ref.kind) == ("", "Namespace")}
+        if options.get("CreateNamespace") == "true":
+            created_namespaces.add(str((app["spec"].get("destination") or {}).get("namespace") or ""))
+        for step in plan.waves(
+            desired[r] for r in desired if r not in foreign and (not selected or r in selected)
+        ):
+            for obj in step:
+                ref = ObjectRef.of(obj)
+                current, fields = live.get(ref), drifted.get(ref)
+                try:
+                    if current is None:
+                        predicted, note = self._dry_create(obj, created_namespaces)
+                        changes.add(ref, "created", note)
+                        diffs[ref] = diff.unified(None, predicted or obj, rules, str(ref))
+                    elif fields:
+                        predicted = self.kube.apply(obj, dry_run=True)
+                        changes.add(ref, "configured", f"fields: {', '.join(fields[:10])}")
+                        diffs[ref] = diff.unified(current, predicted, rules, str(ref))
+                    else:
+                        changes.add(ref, "unchanged")
+                except KubeError as exc:
+                    changes.add(ref, "failed", f"{exc.reason}: {exc.message}")
+        for ref, why in foreign.items():
+            changes.add(ref, "failed", why)
+        prune_plan, found = self._plan_prune(
+            inventory, desired, prune_on, (app.get("operation") or {}).get("sync")
+        )
+        for ref in prune_plan.delete:
+            live_found = found.get(ref)
+            if live_found is not None and claimed_app(live_found[1]) == key:
+                changes.add(ref, "pruned")
+                diffs[ref] = diff.unified(live_found[1], None, rules, str(ref))
+        for ref in prune_plan.keep:
+            if found.get(ref) is not None:
+                changes.add(
+                    ref, "skipped", prune_plan.refused or "left in place: pruning is off or Prune=false"
+                )
+        failed = changes.failed()
+        message = f"dry run of revision {st.short(target.sha)}: {changes.summary()}; nothing was changed"
+        if failed:
+            message += "; " + "; ".join(str(c) for c in failed[:3])
+        status["operationState"] = self._operation_state(
+            app, "Failed" if failed else "Succeeded", message, now, target, changes, diffs
+        )
+        self.kube.event(app, "Warning" if failed else "Normal", "DryRun", message)
+        log.info("[%s] %s", key, message)
+
+    def _dry_create(
+        self, obj: dict[str, Any], created_namespaces: set[str]
+    ) -> tuple[dict[str, Any] | None, str]:
+        """A server-side dry run of creating ``obj``, when the server can judge it now: not for a
+        kind that a CRD in the same sync brings, nor in a namespace the sync creates."""
+        res = self.kube.resource(*plan.group_kind(obj))
+        if res is None:
+            return (
+                None,
+                "its kind is not served yet (a CustomResourceDefinition in this sync brings it): not dry-run",
+            )
+        namespace = obj["metadata"].get("namespace") or ""
+        if res.namespaced and namespace in created_namespaces:
+            ns = self.kube.resource("", "Namespace")
+            if ns is not None and self.kube.get(ns, "", namespace) is None:
+                return None, f"namespace {namespace} is created by this sync: not dry-run"
+        return self.kube.apply(obj, dry_run=True), ""
+
     def _end_break_glass(self, app: dict[str, Any], ref: ObjectRef, obj: dict[str, Any]) -> None:
         res = self.kube.resource_for(obj)
-        patch = {"metadata": {"annotations": {BREAK_GLASS_REASON: None, BREAK_GLASS_UNTIL: None}}}
+        patch = {
+            "metadata": {
+                "annotations": {BREAK_GLASS_REASON: None, BREAK_GLASS_UNTIL: None, BREAK_GLASS_GRANT: None}
+            }
+        }
         try:
             ended = self.kube.patch(res, ref.namespace, ref.name, patch)
         except KubeError as exc:
@@ -498,7 +637,8 @@ class Reconciler:
                 })  # fmt: skip
                 log.info("[%s] created namespace %s (CreateNamespace=true)", key, destination_ns)
         # Record what is about to exist before it exists: a crash mid-sync leaves nothing untracked.
-        new = [ref for ref in desired if ref not in set(inventory) and ref not in foreign]
+        known = set(inventory)
+        new = [r for r in desired if r not in known and r not in foreign and (not selected or r in selected)]
         if new:
             grown = [
                 *status.get("resources", []),
@@ -507,6 +647,7 @@ class Reconciler:
             status["resources"] = grown
             self._write_status(app, status, None, keep_operation=True)
         only_out_of_sync = options.get("ApplyOutOfSyncOnly") == "true"
+        crds = plan.crd_kinds(desired.values())
         applied: dict[ObjectRef, dict[str, Any]] = {}
         steps = plan.waves(
             desired[r] for r in desired if r not in foreign and (not selected or r in selected)
@@ -527,6 +668,11 @@ class Reconciler:
                     changes.add(ref, "unchanged")
                     continue
                 try:
+                    # A kind a CRD of this sync defines appears in discovery a moment after the
+                    # CRD is established (the step before waited for that).
+                    self.kube.resource_for(
+                        obj, wait=self.options.wave_timeout if (ref.group, ref.kind) in crds else 0.0
+                    )
                     result = self.kube.apply(obj)
                 except KubeError as exc:
                     changes.add(ref, "failed", f"{exc.reason}: {exc.message}")
@@ -560,8 +706,24 @@ class Reconciler:
             log.info("[%s] waiting for a sync wave to become healthy: %s", key, worst.message)
             time.sleep(1.0)
 
+    def _plan_prune(
+        self, inventory: list[ObjectRef], desired: dict[ObjectRef, Any], prune_on: bool,
+        sync_request: dict[str, Any] | None,
+    ) -> tuple[plan.PrunePlan, dict[ObjectRef, tuple[Resource, dict[str, Any]] | None]]:  # fmt: skip
+        """The prune plan, and the live objects of the inventory entries that left Git."""
+        found = {ref: self._inventory_live(ref) for ref in inventory if ref not in desired}
+        no_prune = [
+            r for r, f in found.items() if f is not None and plan.object_options(f[1]).get("Prune") == "false"
+        ]
+        prune_plan = plan.plan_prune(
+            inventory, desired, prune=prune_on, no_prune=no_prune, max_share=self.options.max_prune_share,
+            confirmed=bool((sync_request or {}).get("confirmPrune")),
+        )  # fmt: skip
+        return prune_plan, found
+
     def _prune(
-        self, app: dict[str, Any], key: AppKey, prune_plan: plan.PrunePlan, changes: plan.ChangeSet,
+        self, app: dict[str, Any], key: AppKey, prune_plan: plan.PrunePlan,
+        found: dict[ObjectRef, tuple[Resource, dict[str, Any]] | None], changes: plan.ChangeSet,
         status: dict[str, Any], now: str,
     ) -> None:  # fmt: skip
         if prune_plan.refused:
@@ -580,11 +742,11 @@ class Reconciler:
             status["conditions"] = st.remove_condition(status.get("conditions") or [], st.PRUNE_REFUSED)
         for ref in prune_plan.delete:
             try:
-                found = self._inventory_live(ref)
-                if found is None:
+                live_found = found.get(ref)
+                if live_found is None:
                     changes.add(ref, "pruned", "already gone")
                     continue
-                res, obj = found
+                res, obj = live_found
                 if claimed_app(obj) != key:
                     # Never prune what this Application does not own by its tracking id.
                     changes.add(ref, "pruned", "no longer carries this Application's tracking id; left alone")
@@ -607,6 +769,7 @@ class Reconciler:
         self, app: dict[str, Any], key: AppKey, target: Target, status: dict[str, Any],
         desired: dict[ObjectRef, dict[str, Any]], live: dict[ObjectRef, dict[str, Any] | None],
         drifted: dict[ObjectRef, list[str] | None], foreign: dict[ObjectRef, str], kept: list[ObjectRef],
+        seal_key: bytes | None,
     ) -> None:  # fmt: skip
         entries, healths, drift_entries = [], [], []
         for ref, obj in desired.items():
@@ -624,17 +787,11 @@ class Reconciler:
             )  # fmt: skip
             entries.append(entry)
             if fields:
-                annotations = ((obj_live or {}).get("metadata") or {}).get("annotations") or {}
-                entry_drift: dict[str, Any] = {
+                # Who and when, as the drift guard stamped and sealed them in warn mode.
+                drift_entries.append({
                     "group": ref.group, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
-                    "fields": fields[:20],
-                }  # fmt: skip
-                # Who and when, as the drift guard stamped them in warn mode (when it did).
-                if annotations.get(DRIFTED_BY):
-                    entry_drift["by"] = str(annotations[DRIFTED_BY])
-                if parse_time(str(annotations.get(DRIFTED_AT, ""))):
-                    entry_drift["at"] = str(annotations[DRIFTED_AT])
-                drift_entries.append(entry_drift)
+                    "fields": fields[:20], **breakglass.drift_author(obj_live, seal_key),
+                })  # fmt: skip
         for ref in kept:
             entry = st.resource_entry(ref, "", "OutOfSync", None)
             entry["requiresPruning"] = True
@@ -666,14 +823,15 @@ class Reconciler:
                 self.metrics.drift.inc()
         for kind, namespace, name in sorted(before - after):
             self.kube.event(app, "Normal", "DriftRestored", f"{kind} {namespace}/{name} matches Git again")
-        break_glass = self._break_glass(app, desired, live, status.get("drift") or {})
+        break_glass = self._break_glass(app, desired, live, status.get("drift") or {}, seal_key)
         status["drift"] = {"resources": drift_entries, "breakGlass": break_glass}
 
     def _break_glass(
         self, app: dict[str, Any], desired: dict[ObjectRef, dict[str, Any]],
-        live: dict[ObjectRef, dict[str, Any] | None], old_drift: dict[str, Any],
+        live: dict[ObjectRef, dict[str, Any] | None], old_drift: dict[str, Any], seal_key: bytes | None,
     ) -> list[dict[str, Any]]:  # fmt: skip
-        """Active break-glass on managed objects: recorded in status and as Events once each."""
+        """Active break-glass the guard granted on managed objects: recorded in status and as
+        Events once each."""
         known = {
             (b.get("kind"), b.get("namespace"), b.get("name"), b.get("expiresAt"))
             for b in old_drift.get("breakGlass") or []
@@ -681,31 +839,25 @@ class Reconciler:
         active = []
         for ref in desired:
             obj = live.get(ref)
-            annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
-            if not obj or BREAK_GLASS_UNTIL not in annotations:
+            if obj is None or not breakglass.active(obj, self.clock(), seal_key):
                 continue
-            until = str(annotations.get(BREAK_GLASS_UNTIL))
-            entry = {
-                "group": ref.group, "kind": ref.kind, "namespace": ref.namespace, "name": ref.name,
-                "reason": str(annotations.get(BREAK_GLASS_REASON, "")), "expiresAt": until,
-            }  # fmt: skip
-            if annotations.get(DRIFTED_BY):
-                entry["by"] = str(annotations[DRIFTED_BY])
-            if parse_time(str(annotations.get(DRIFTED_AT, ""))):
-                entry["at"] = str(annotations[DRIFTED_AT])
-            if _break_glass_active(obj, self.clock()):
-                active.append(entry)
-                if (ref.kind, ref.namespace, ref.name, until) not in known:
-                    message = f"break-glass on {ref} until {until}: {entry['reason']}"
-                    self.kube.event(app, "Warning", "BreakGlass", message)
-                    self.kube.event(obj, "Warning", "BreakGlass", message)
+            entry = breakglass.entry(ref, obj, seal_key)
+            active.append(entry)
+            if (ref.kind, ref.namespace, ref.name, entry["expiresAt"]) not in known:
+                message = (
+                    f"break-glass on {ref} until {entry['expiresAt']}, granted to {entry.get('by', '?')}: "
+                    f"{entry['reason']}"
+                )
+                self.kube.event(app, "Warning", "BreakGlass", message)
+                self.kube.event(obj, "Warning", "BreakGlass", message)
         return active
 
     # --- status, operations, deletion -------------------------------------------------------
     def _operation_state(
         self, app: dict[str, Any], phase: str, message: str, now: str, target: Target | None,
-        changes: plan.ChangeSet | None = None,
+        changes: plan.ChangeSet | None = None, diffs: dict[ObjectRef, str] | None = None,
     ) -> dict[str, Any]:  # fmt: skip
+        """``diffs`` (a dry run's) are kept per resource up to MAX_DIFFS_BYTES in all."""
         previous = (app.get("status") or {}).get("operationState") or {}
         operation = app.get("operation") or {"sync": {}, "initiatedBy": {"automated": True}}
         state: dict[str, Any] = {
@@ -720,6 +872,16 @@ class Reconciler:
                 "status": c.action, "message": c.message,
             } for c in (changes.changes if changes else [])]  # fmt: skip
             state["syncResult"] = {"revision": target.sha, "source": target.source, "resources": result}
+            if diffs is not None:
+                state["syncResult"]["dryRun"] = True
+                budget = MAX_DIFFS_BYTES
+                for entry, change in zip(result, changes.changes if changes else [], strict=True):
+                    text = diffs.get(change.ref)
+                    if text:
+                        entry["diff"] = (
+                            text if len(text) <= budget else "(left out: the dry run's diffs passed 200 KiB)"
+                        )
+                        budget -= len(entry["diff"])
         return state
 
     def _write_status(
@@ -800,6 +962,21 @@ class Reconciler:
                 log.warning("[%s] could not release %s: %s", key, ref, exc.message)
 
 
+def _check_spec(app: dict[str, Any]) -> None:
+    """Refuse a stored spec that today's rules refuse at write time (written before a rule existed,
+    e.g. another cluster as destination or a token in repoURL): nothing is fetched, applied or
+    pruned for it until it is fixed."""
+    problems = [p for p in validate(app) if p.path.startswith("spec.")]
+    if problems:
+        raise st.Step(
+            st.INVALID_SPEC,
+            "the spec is refused, so nothing was fetched, applied or pruned: "
+            + "; ".join(p.detail() for p in problems[:5])
+            + ". Fix it with kubectl edit or kubectl apply.",
+            temporary=False,
+        )
+
+
 # reconciledAt alone is refreshed at most this often: a reconcile that changes nothing else (most
 # of them, with many Applications) then writes nothing.
 RECONCILED_AT_REFRESH = datetime.timedelta(minutes=5)
@@ -815,23 +992,3 @@ def _changed(old: dict[str, Any], new: dict[str, Any], now: datetime.datetime) -
 
 def _wkey(ref: ObjectRef) -> tuple[str, str, str, str]:
     return (ref.group, ref.kind, ref.namespace, ref.name)
-
-
-def _break_glass_active(obj: dict[str, Any] | None, now: datetime.datetime) -> bool:
-    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
-    until = parse_time(str(annotations.get(BREAK_GLASS_UNTIL, "")))
-    return until is not None and until > now
-
-
-def _break_glass_expired(obj: dict[str, Any] | None, now: datetime.datetime) -> bool:
-    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
-    return BREAK_GLASS_UNTIL in annotations and not _break_glass_active(obj, now)
-
-
-def next_expiry(status: dict[str, Any], now: datetime.datetime) -> float | None:
-    """Seconds until the first active break-glass expires, if any."""
-    times = [
-        parse_time(str(b.get("expiresAt", ""))) for b in (status.get("drift") or {}).get("breakGlass") or []
-    ]
-    left = [(t - now).total_seconds() for t in times if t is not None]
-    return max(0.0, min(left)) if left else None

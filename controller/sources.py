@@ -50,17 +50,19 @@ class Sources:
                 if repo_url is None or url == repo_url:
                     self._stale_since[url] = now
 
-    def _fresh(self, url: str, revision: str) -> str | None:
+    def _fresh(self, url: str, revision: str, since: float = 0.0) -> str | None:
         with self._lock:
             cached = self._resolved.get((url, revision))
-            stale_since = self._stale_since.get(url, 0.0)
+            stale_since = max(self._stale_since.get(url, 0.0), since)
         if cached and cached[1] > stale_since and time.monotonic() - cached[1] < self.poll_seconds:
             return cached[0]
         return None
 
-    def resolve(self, url: str, revision: str) -> str:
-        """The full SHA ``revision`` names in ``url``, fetched unless a fresh answer is known."""
-        sha = self._fresh(url, revision)
+    def resolve(self, url: str, revision: str, *, refresh: bool = False) -> str:
+        """The full SHA ``revision`` names in ``url``, fetched unless a fresh answer is known;
+        ``refresh`` (a sync request) takes only an answer fetched after it was asked."""
+        asked = time.monotonic() if refresh else 0.0
+        sha = self._fresh(url, revision, asked)
         if sha is not None:
             return sha
         # One fetch per repository at a time: the Applications a push woke all wait for the first
@@ -68,7 +70,7 @@ class Sources:
         with self._lock:
             url_lock = self._fetching.setdefault(url, threading.Lock())
         with url_lock:
-            sha = self._fresh(url, revision)
+            sha = self._fresh(url, revision, asked)
             if sha is not None:
                 return sha
             secrets = self.kube.request(

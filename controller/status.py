@@ -13,6 +13,8 @@ from extension.api.tracking import ObjectRef
 READY = "Ready"
 AUTO_SYNC_PAUSED = "AutoSyncPaused"
 PRUNE_REFUSED = "PruneRefused"
+# Break-glass annotations on managed objects that no grant of the drift guard backs.
+BREAK_GLASS_IGNORED = "BreakGlassIgnored"
 
 # Step-specific reasons for Ready=False.
 FETCH_FAILED = "FetchFailed"
@@ -20,6 +22,7 @@ RENDER_FAILED = "RenderFailed"
 APPLY_FAILED = "ApplyFailed"
 PRUNE_FAILED = "PruneFailed"
 HEALTH_DEGRADED = "HealthDegraded"
+INVALID_SPEC = "InvalidSpec"
 
 
 def set_condition(

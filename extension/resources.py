@@ -96,6 +96,33 @@ def _prune(obj: dict[str, Any], path: str) -> None:
         node.pop(parts[-1], None)
 
 
+_MISSING = object()
+
+
+def _at(obj: Any, path: str) -> Any:
+    """The value at a FieldError path (``spec.source.repoURL``, ``spec.x[0].y``, ``spec.m[key]``), or
+    _MISSING."""
+    node = obj
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        key: Any = part[1:-1] if part.startswith("[") and part.endswith("]") else part
+        if isinstance(node, list):
+            if not (isinstance(key, str) and key.isascii() and key.isdigit() and int(key) < len(node)):
+                return _MISSING
+            node = node[int(key)]
+        elif isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            return _MISSING
+    return node
+
+
+def _unchanged(old: dict[str, Any], new: dict[str, Any], path: str) -> bool:
+    before = _at(old, path)
+    return before is not _MISSING and before == _at(new, path)
+
+
 @dataclass
 class Applications:
     store: Store
@@ -111,8 +138,13 @@ class Applications:
     reads: ReadCache | None = None
 
     # --- checks shared by every write ---------------------------------------------------------
-    def _admit(self, app: dict[str, Any], opts: WriteOptions, *, for_create: bool) -> list[str]:
-        """Default, check unknown fields per fieldValidation, validate; returns warnings."""
+    def _admit(
+        self, app: dict[str, Any], opts: WriteOptions, *, for_create: bool, old: dict[str, Any] | None = None
+    ) -> list[str]:
+        """Default, check unknown fields per fieldValidation, validate; returns warnings. On an update
+        (``old``), a field the write leaves as it was is not judged again (kube-apiserver's
+        validation ratcheting): an object stored before a rule existed can still have its status
+        written, and be fixed one field at a time."""
         warnings: list[str] = []
         unknown = unknown_fields(app)
         if unknown and opts.field_validation == "Strict":
@@ -125,6 +157,8 @@ class Applications:
             _prune(app, path)
         app.update(apply_defaults(app))
         problems = validate(app, for_create=for_create)
+        if old is not None:
+            problems = [p for p in problems if not _unchanged(old, app, p.path)]
         if problems:
             name = app.get("metadata", {}).get("name") or app.get("metadata", {}).get("generateName", "")
             raise errors.invalid(name, [p.cause() for p in problems])
@@ -225,7 +259,7 @@ class Applications:
                 if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
                     raise errors.stale(name)
                 new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-                warnings = self._admit(new, opts, for_create=False)
+                warnings = self._admit(new, opts, for_create=False, old=old)
             except errors.APIError:
                 if cached:
                     continue  # judged against a copy that may be behind: judge the stored object

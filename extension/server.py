@@ -18,7 +18,7 @@ from certs import files, serving
 from extension.app import Deps, create_app
 from extension.auth import Authorizer, RequestHeaderConfig
 from extension.guard.index import AppIndex, IndexSync
-from extension.guard.kube import KubeParentReader
+from extension.guard.kube import KubeParentReader, SealKey, ensure_seal_secret
 from extension.guard.verdicts import GuardSettings
 from extension.guard.webhook import Guard
 from extension.kubehttp import KubeHTTP
@@ -92,8 +92,10 @@ def refresh_tls(settings: Settings, api: client.ApiClient | None = None) -> list
 
 
 def prepare(settings: Settings) -> dict[str, str]:
-    """Certificates and TLS files before gunicorn binds; returns its certfile, keyfile, ca_certs."""
+    """Certificates, TLS files and the guard's seal key before gunicorn binds; returns its
+    certfile, keyfile, ca_certs."""
     refresh_tls(settings)
+    ensure_seal_secret(api_client(settings), settings.namespace)
     directory = Path(settings.cert_dir)
     return {
         "certfile": str(directory / "tls.pem"),
@@ -152,7 +154,10 @@ def build_app(settings: Settings | None = None) -> Any:
     index = AppIndex()
     IndexSync(store, index).start()
     guard = Guard(
-        index, GuardSettings(controller_username=settings.controller_username), KubeParentReader(api)
+        index,
+        GuardSettings(controller_username=settings.controller_username),
+        KubeParentReader(api),
+        seal_key=SealKey(api, settings.namespace),
     )
 
     def readiness() -> list[str]:

@@ -332,7 +332,11 @@ def _spec() -> Schema:
             "namespace": _string("The namespace for namespaced resources that do not name one."),
             "server": _string(
                 "The API server's URL. Empty or 'https://kubernetes.default.svc' means the cluster "
-                "driftguard runs in."
+                "driftguard runs in, the only destination supported."
+            ),
+            "name": _string(
+                "The cluster's name instead of its server: 'in-cluster' (or empty) is the cluster "
+                "driftguard runs in, the only destination supported."
             ),
         },
     )
@@ -376,6 +380,10 @@ def _operation() -> Schema:
             ),
             "confirmPrune": _boolean(
                 "Confirm a prune that would delete most of what the Application deployed."
+            ),
+            "dryRun": _boolean(
+                "Change nothing: report in status.operationState what a sync would create, "
+                "configure and prune, with the diff of each object."
             ),
         },
     )
@@ -422,8 +430,12 @@ def _status() -> Schema:
         {
             **_resource_ref("resource"),
             "version": _string("The API version of the resource."),
-            "status": _string("Synced, SyncFailed, Pruned or PruneSkipped."),
-            "message": _string("What was done or went wrong, e.g. 'configured' or the API server's error."),
+            "status": _string("created, configured, unchanged, pruned, skipped or failed."),
+            "message": _string("What was done or went wrong, e.g. the API server's error."),
+            "diff": _string(
+                "In a dry run: a unified diff of the live resource against what the sync would make "
+                "of it, as YAML (only the fields Git sets differ)."
+            ),
         },
     )
     operation_state = _object(
@@ -439,6 +451,7 @@ def _status() -> Schema:
                 {
                     "revision": _string("The commit that was synced."),
                     "source": _source(defaults=False),
+                    "dryRun": _boolean("The sync was a dry run: it changed nothing."),
                     "resources": _array("One entry per resource applied or pruned.", result),
                 },
             ),

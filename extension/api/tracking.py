@@ -28,10 +28,16 @@ SYNC_OPTIONS_ANNOTATIONS = (f"{PREFIX}sync-options", "argocd.argoproj.io/sync-op
 # Break-glass: set by a member of an allowed group; the reason is free text, the expiry RFC 3339.
 BREAK_GLASS_REASON = f"{PREFIX}break-glass-reason"
 BREAK_GLASS_UNTIL = f"{PREFIX}break-glass-until"
-# Stamped by the mutating webhook in warn mode: who changed which Git-owned fields, and when.
+# Written by the drift guard's mutating webhook when it admits a break-glass: who was granted it,
+# sealed with the guard's key over the object's uid, the expiry and the reason. Anyone who may
+# annotate can write the two annotations above; only a sealed grant makes the controller hold off.
+BREAK_GLASS_GRANT = f"{PREFIX}break-glass-grant"
+# Stamped by the mutating webhook in warn mode: who changed which Git-owned fields, and when, with
+# a seal over the three, so that a stamp anyone could write is never reported as the guard's.
 DRIFTED_BY = f"{PREFIX}drifted-by"
 DRIFTED_FIELDS = f"{PREFIX}drifted-fields"
 DRIFTED_AT = f"{PREFIX}drifted-at"
+DRIFTED_SEAL = f"{PREFIX}drifted-seal"
 FIELD_MANAGER = "driftguard-controller"
 # Finalizer that makes deleting an Application delete what it deployed (Argo CD's name is
 # resources-finalizer.argocd.argoproj.io).

@@ -207,7 +207,9 @@ _GIT_URL_RE = re.compile(
     r"|[\w.~+][\w.~+\-]*@[\w.\-]+:(?!//)\S+",
     re.ASCII,
 )
-_SERVER_RE = re.compile(r"https://[^\s/?#\-][^\s/?#]*(?:/\S*)?", re.ASCII)
+# The one destination there is until destinations in other clusters exist (Argo CD's names for it).
+IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
+IN_CLUSTER_NAME = "in-cluster"
 _GO_DURATION_RE = re.compile(r"(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+|0")
 _GO_DURATION_PART_RE = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -331,10 +333,32 @@ def _metadata_errors(meta: object, for_create: bool) -> Iterator[FieldError]:
                     yield _invalid(f"metadata.finalizers[{index}]", item, "must be a non-empty string")
 
 
+def _carries_credentials(url: str) -> bool:
+    """Whether a URL holds what may be a secret: any user info in http(s):// and git:// URLs (a
+    token often stands alone as the user name), a password in ssh:// ones. ``git@host:path`` and
+    ``ssh://git@host/...`` name a login, not a secret."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return False
+    userinfo, at, _ = rest.split("/", 1)[0].rpartition("@")
+    if not at:
+        return False
+    return scheme.lower() != "ssh" or ":" in userinfo
+
+
 def _source_errors(source: object, path: str) -> Iterator[FieldError]:
     repo = _get(source, "repoURL", str)
     if repo == "":
         yield _required(f"{path}.repoURL")
+    elif repo is not None and _carries_credentials(repo):
+        # FORBIDDEN shows no value: the message must not echo the token back.
+        yield FieldError(
+            f"{path}.repoURL",
+            FORBIDDEN,
+            "must not carry credentials (user:password@ or token@): put them in a repository "
+            "credential Secret in driftguard-system, labelled gitops.driftguard.io/secret-type=repository "
+            "(README, 'Repository credentials')",
+        )
     elif repo is not None and not _GIT_URL_RE.fullmatch(repo):
         yield _invalid(
             f"{path}.repoURL",
@@ -389,12 +413,21 @@ def _destination_errors(destination: object, path: str) -> Iterator[FieldError]:
     for problem in label_problems(namespace) if namespace else ():
         yield _invalid(f"{path}.namespace", namespace, problem)
     server = _get(destination, "server", str)
-    if server and not _SERVER_RE.fullmatch(server):
+    if server and server.rstrip("/") != IN_CLUSTER_SERVER:
         yield _invalid(
             f"{path}.server",
             server,
-            "must be empty (this cluster) or an https:// URL such as https://kubernetes.default.svc",
+            f"only the cluster driftguard runs in is supported: leave it empty or set {IN_CLUSTER_SERVER}",
         )
+    name = _get(destination, "name", str)
+    if name and name != IN_CLUSTER_NAME:
+        yield _invalid(
+            f"{path}.name",
+            name,
+            f"only the cluster driftguard runs in is supported: leave it empty or set {IN_CLUSTER_NAME!r}",
+        )
+    elif name and server:
+        yield FieldError(f"{path}.name", FORBIDDEN, f"may not be set together with {path}.server")
 
 
 def _sync_policy_errors(policy: object, path: str) -> Iterator[FieldError]:

@@ -1,20 +1,32 @@
-"""The guard's only call to kube-apiserver: reading the parent of a ``scale`` request.
+"""The guard's calls to kube-apiserver: reading the parent of a ``scale`` request, and its seal key.
 
 A Scale carries no labels or managedFields, so for a scale of an object some inventory lists, the
 guard reads the object itself, once, to learn whether Git owns ``spec.replicas``. RBAC for it is
 ``manifests/base/extension-rbac-scale-parents.yaml`` (get on the built-in scalable kinds).
+
+The seal key (``extension.api.seals``) lives in a Secret of the install namespace that the first
+extension to start makes; the guard reads it once, the controller reads it too.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
+import secrets
+import threading
+import time
 import urllib.parse
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
+from extension.api import seals
 from extension.guard.reviews import GroupVersionResource
 from extension.guard.verdicts import ParentUnavailable
+
+log = logging.getLogger(__name__)
 
 # Well inside the scale webhook's timeoutSeconds, so a slow read is our own error, not a timeout.
 READ_TIMEOUT_SECONDS = 1.0
@@ -46,3 +58,53 @@ class KubeParentReader:
             raise ParentUnavailable(f"could not read {what}: {response.status} {response.reason}")
         parent: dict[str, Any] = json.loads(data)
         return parent
+
+
+def ensure_seal_secret(api: client.ApiClient, namespace: str) -> None:
+    """Make the seal key's Secret unless it exists. Replicas starting together race to create it;
+    the loser keeps the winner's."""
+    core = client.CoreV1Api(api)
+    try:
+        core.read_namespaced_secret(seals.SECRET_NAME, namespace)
+        return
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    key = base64.b64encode(secrets.token_bytes(seals.KEY_BYTES)).decode()
+    body = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=seals.SECRET_NAME, namespace=namespace),
+        type="Opaque",
+        data={seals.SECRET_KEY: key},
+    )
+    try:
+        core.create_namespaced_secret(namespace, body)
+        log.info("made the drift guard's seal key in Secret %s/%s", namespace, seals.SECRET_NAME)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+class SealKey:
+    """The seal key, read from its Secret and kept; None until it could be read (re-read at most
+    every ``retry_seconds`` meanwhile)."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, retry_seconds: float = 10.0) -> None:
+        self.api, self.namespace, self.retry_seconds = api, namespace, retry_seconds
+        self._key: bytes | None = None
+        self._tried = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bytes | None:
+        if self._key is not None:
+            return self._key
+        with self._lock:
+            if self._key is None and time.monotonic() - self._tried >= self.retry_seconds:
+                self._tried = time.monotonic()
+                try:
+                    secret = client.CoreV1Api(self.api).read_namespaced_secret(
+                        seals.SECRET_NAME, self.namespace
+                    )
+                    self._key = base64.b64decode((secret.data or {})[seals.SECRET_KEY]) or None
+                except Exception as exc:  # the guard works on; grants and stamps wait for the key
+                    log.warning("cannot read the seal key %s/%s: %s", self.namespace, seals.SECRET_NAME, exc)
+        return self._key

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import datetime
 import json
 import logging
@@ -21,12 +22,15 @@ from typing import Any, Protocol
 
 import jsonpatch
 
+from extension.api import seals
 from extension.api.tracking import (
+    BREAK_GLASS_GRANT,
     BREAK_GLASS_REASON,
     BREAK_GLASS_UNTIL,
     DRIFTED_AT,
     DRIFTED_BY,
     DRIFTED_FIELDS,
+    DRIFTED_SEAL,
     MANAGED_LABEL,
     TRACKING_ANNOTATION,
     AppKey,
@@ -99,6 +103,7 @@ class Verdict:
     message: str = ""  # the denial, as kubectl prints it
     warnings: tuple[str, ...] = ()
     stamp: tuple[Drift, ...] = ()  # warn mode: the drift to record on the object
+    grant: str = ""  # the user a break-glass set by this request is granted to (mutating webhook)
 
 
 def allow(why: str, *warnings: str) -> Verdict:
@@ -393,9 +398,35 @@ def decide(
     if meta.get("deletionTimestamp"):
         # Already being deleted: finalizers are removed by their controllers, as they must be.
         drift = [d for d in drift if d.tokens[:2] != ("metadata", "finalizers")]
-    if not drift:
-        return allow("changes no field Git sets")
-    return _guarded(request, app, where, group, kind, drift, new, now)
+    verdict = _guarded(request, app, where, group, kind, drift, new, now) if drift else None
+    return _with_grant(verdict or allow("changes no field Git sets"), request, app, subject, new, now)
+
+
+_GLASS_KEYS = (BREAK_GLASS_REASON, BREAK_GLASS_UNTIL)
+
+
+def _with_grant(
+    verdict: Verdict, request: AdmissionRequest, app: GuardedApp, old: dict[str, Any] | None,
+    new: dict[str, Any] | None, now: datetime.datetime,
+) -> Verdict:  # fmt: skip
+    """An allowed UPDATE that sets or changes the break-glass annotations: granted (the mutating
+    webhook seals the grant) when the requester may break the glass now, else a warning that the
+    controller will ignore them. Anyone who may annotate can write the annotations; only the grant
+    makes the controller hold off."""
+    before, after = _annotations(old), _annotations(new)
+    if not verdict.allowed or all(before.get(k) == after.get(k) for k in _GLASS_KEYS):
+        return verdict
+    user = request.get("userInfo") or {}
+    glass = break_glass(app, user, after, now)
+    if glass is None:
+        return verdict  # removed
+    if glass.valid:
+        return dataclasses.replace(verdict, grant=str(user.get("username", "")))
+    warning = (
+        f"break-glass not granted: {'; '.join(glass.problems)}. Application {app.key} ignores these "
+        "annotations and keeps restoring Git's state."
+    )
+    return dataclasses.replace(verdict, warnings=(*verdict.warnings, warning))
 
 
 # --- answering -------------------------------------------------------------------------------
@@ -491,20 +522,36 @@ def review(
     return _answer(request, _verdict(request, apps, settings, now, parents))
 
 
-def stamp_patch(
-    obj: dict[str, Any], user: str, drift: Sequence[Drift], now: datetime.datetime
-) -> list[dict[str, Any]]:
-    """The JSON Patch that records a warn-mode drift on the object: who, which fields (JSON
-    pointers, comma-separated) and when."""
+def annotate_patch(obj: dict[str, Any], annotations: dict[str, str]) -> list[dict[str, Any]]:
+    """The JSON Patch that sets ``annotations`` on the object."""
     meta = dict(obj.get("metadata") or {})
-    meta["annotations"] = {
-        **(meta.get("annotations") or {}),
-        DRIFTED_BY: user,
-        DRIFTED_FIELDS: ",".join(d.pointer for d in drift),
-        DRIFTED_AT: _rfc3339(now),
-    }
+    meta["annotations"] = {**(meta.get("annotations") or {}), **annotations}
     patch: list[dict[str, Any]] = jsonpatch.JsonPatch.from_diff(obj, {**obj, "metadata": meta}).patch
     return patch
+
+
+def records(
+    obj: dict[str, Any], verdict: Verdict, user: str, now: datetime.datetime, key: bytes | None
+) -> dict[str, str]:
+    """The annotations that record what the guard let through: in warn mode who changed which
+    fields (JSON pointers, comma-separated) and when; a break-glass grant. Each is sealed with
+    ``key`` so that the controller can tell them from annotations anyone could write; without a
+    key the drift stamp stays a hint and no grant is written."""
+    stamped: dict[str, str] = {}
+    if verdict.stamp:
+        stamped = {
+            DRIFTED_BY: user,
+            DRIFTED_FIELDS: ",".join(d.pointer for d in verdict.stamp),
+            DRIFTED_AT: _rfc3339(now),
+        }
+        if key is not None:
+            uid = str((obj.get("metadata") or {}).get("uid") or "")
+            stamped[DRIFTED_SEAL] = seals.drift_seal(
+                key, uid, stamped[DRIFTED_BY], stamped[DRIFTED_FIELDS], stamped[DRIFTED_AT]
+            )
+    if verdict.grant and key is not None:
+        stamped[BREAK_GLASS_GRANT] = seals.grant(key, obj, verdict.grant)
+    return stamped
 
 
 def mutate(
@@ -512,19 +559,33 @@ def mutate(
     apps: Apps,
     settings: GuardSettings,
     now: datetime.datetime,
+    key: bytes | None = None,
 ) -> AdmissionResponse:
-    """The mutating webhook's answer, which decides UPDATEs: the same verdict as ``review`` and, in
-    warn mode, a JSON Patch that stamps the drift on the object. Never raises."""
+    """The mutating webhook's answer, which decides UPDATEs: the same verdict as ``review`` and a
+    JSON Patch that records, sealed with ``key``, warn-mode drift and break-glass grants on the
+    object. Never raises."""
     verdict = _verdict(request, apps, settings, now, None)
-    response = _answer(request, verdict)
     obj = request.get("object")
-    if verdict.allowed and verdict.stamp and isinstance(obj, dict):
+    if verdict.grant and key is None:
+        log.warning(
+            "%s no seal key: the break-glass cannot be granted (uid %s)", _prefix(request), request.get("uid")
+        )
+        verdict = dataclasses.replace(
+            verdict,
+            warnings=(
+                *verdict.warnings,
+                "break-glass not granted: the drift guard has no seal key yet; retry.",
+            ),
+        )
+    response = _answer(request, verdict)
+    if verdict.allowed and (verdict.stamp or verdict.grant) and isinstance(obj, dict):
         user = (request.get("userInfo") or {}).get("username", "")
         try:
-            patch = stamp_patch(obj, user, verdict.stamp, now)
+            patch = annotate_patch(obj, records(obj, verdict, user, now, key))
         except Exception:  # the stamp is a record, not a check: never fail the request over it
             log.exception("%s could not stamp the drift (uid %s)", _prefix(request), request.get("uid"))
             return response
-        response["patchType"] = "JSONPatch"
-        response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
+        if patch:
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()
     return response

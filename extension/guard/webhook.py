@@ -27,6 +27,8 @@ class Guard:
     settings: GuardSettings = field(default_factory=GuardSettings)
     parents: ParentReader | None = None
     clock: Callable[[], datetime.datetime] = _now
+    # The key that seals the guard's records on objects (extension.api.seals); None until known.
+    seal_key: Callable[[], bytes | None] = lambda: None
 
     def validate(self, body: bytes) -> tuple[int, dict[str, Any]]:
         return reviews.handle(
@@ -34,7 +36,9 @@ class Guard:
         )
 
     def mutate(self, body: bytes) -> tuple[int, dict[str, Any]]:
-        return reviews.handle(body, lambda r: verdicts.mutate(r, self.index, self.settings, self.clock()))
+        return reviews.handle(
+            body, lambda r: verdicts.mutate(r, self.index, self.settings, self.clock(), self.seal_key())
+        )
 
     def readiness(self) -> list[str]:
         if self.index.synced:

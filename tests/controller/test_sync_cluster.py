@@ -56,18 +56,6 @@ def configmap(name: str, value: str, annotations: str = "") -> str:
     return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{meta}\ndata:\n  value: {value!r}\n"
 
 
-@pytest.fixture
-def apps(driftguard: Cluster, api_client: client.ApiClient, namespace: str) -> Apps:
-    return Apps(api_client, namespace)
-
-
-@pytest.fixture
-def repo(git_server: GitServer) -> str:
-    name = f"r{uuid.uuid4().hex[:8]}"
-    git_server.create_repo(name)
-    return name
-
-
 def get(kubectl: Kubectl, namespace: str, *what: str) -> dict[str, Any] | None:
     result = kubectl("get", "-n", namespace, *what, "-o", "json", "--show-managed-fields", check=False)
     return json.loads(result.stdout) if result.returncode == 0 else None

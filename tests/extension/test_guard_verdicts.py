@@ -11,12 +11,15 @@ from typing import Any
 import jsonpatch
 import pytest
 
+from extension.api import seals
 from extension.api.tracking import (
+    BREAK_GLASS_GRANT,
     BREAK_GLASS_REASON,
     BREAK_GLASS_UNTIL,
     DRIFTED_AT,
     DRIFTED_BY,
     DRIFTED_FIELDS,
+    DRIFTED_SEAL,
     TRACKING_ANNOTATION,
 )
 from extension.guard import verdicts
@@ -28,6 +31,16 @@ from tests.extension.fixtures.guard import app_for, request, review
 NOW = datetime.datetime(2026, 11, 24, 18, 30, tzinfo=datetime.UTC)
 CONTROLLER = "system:serviceaccount:driftguard-system:driftguard-controller"
 IMAGE = "spec.template.spec.containers[0].image"
+KEY = b"k" * 32
+
+
+def patched(req: AdmissionRequest, response: AdmissionResponse) -> dict[str, Any]:
+    """The object as kube-apiserver stores it after the mutating webhook's patch."""
+    assert response["patchType"] == "JSONPatch"
+    obj: dict[str, Any] = jsonpatch.apply_patch(
+        req["object"], json.loads(base64.b64decode(response["patch"]))
+    )
+    return obj
 
 
 def index_of(*apps: dict[str, Any]) -> AppIndex:
@@ -108,17 +121,42 @@ def test_warn_mode_allows_with_a_warning_and_the_mutating_webhook_stamps_who_wha
         f"{where(req)} is managed by {OWNER}: {IMAGE} is set by Git. Allowed in warn mode"
     )
 
-    mutated = verdicts.mutate(request("set-image.mutating"), index_of(app), GuardSettings(), NOW)
-    assert mutated["allowed"] is True and mutated["patchType"] == "JSONPatch"
-    patch = json.loads(base64.b64decode(mutated["patch"]))
-    stamped = jsonpatch.apply_patch(req["object"], patch)
+    mutating = request("set-image.mutating")
+    mutated = verdicts.mutate(mutating, index_of(app), GuardSettings(), NOW, KEY)
+    assert mutated["allowed"] is True
+    stamped = patched(mutating, mutated)
     annotations = stamped["metadata"]["annotations"]
     assert annotations[DRIFTED_BY] == "kubernetes-admin"
     assert annotations[DRIFTED_FIELDS] == "/spec/template/spec/containers/0/image"
     assert annotations[DRIFTED_AT] == "2026-11-24T18:30:00Z"
+    assert seals.drift_verified(KEY, stamped), "the stamp is sealed with the guard's key"
     assert {k: v for k, v in stamped.items() if k != "metadata"} == {
-        k: v for k, v in req["object"].items() if k != "metadata"
+        k: v for k, v in mutating["object"].items() if k != "metadata"
     }, "the patch touches the annotations only"
+
+
+def test_a_drift_stamp_anyone_could_write_is_not_the_guards() -> None:
+    req = request("set-image.mutating")
+    stamped = patched(
+        req, verdicts.mutate(req, index_of(app_for(req, mode="warn")), GuardSettings(), NOW, KEY)
+    )
+    annotations = stamped["metadata"]["annotations"]
+    assert not seals.drift_verified(b"another key" * 3, stamped)
+    assert not seals.drift_verified(None, stamped)
+    for forged in (
+        {DRIFTED_BY: "someone-else"},
+        {DRIFTED_AT: "2026-01-01T00:00:00Z"},
+        {DRIFTED_SEAL: "0" * 64},
+        {DRIFTED_SEAL: None},
+    ):
+        edited = json.loads(json.dumps(stamped))
+        edited["metadata"]["annotations"] = {
+            k: v for k, v in {**annotations, **forged}.items() if v is not None
+        }
+        assert not seals.drift_verified(KEY, edited), forged
+    copied = json.loads(json.dumps(stamped))
+    copied["metadata"]["uid"] = "another-object"
+    assert not seals.drift_verified(KEY, copied), "a stamp copied onto another object"
 
 
 def test_off_mode_allows_silently_and_stamps_nothing() -> None:
@@ -359,10 +397,53 @@ def test_break_glass_on_a_deletion_reads_the_annotations_already_on_the_object()
     assert response["warnings"][0].startswith(f"break-glass: alice deletes {where(req)}")
 
 
-def test_break_glass_in_warn_mode_is_reported_as_break_glass_and_not_stamped_as_drift() -> None:
+def test_break_glass_in_warn_mode_is_granted_and_not_stamped_as_drift() -> None:
     req = glass(request("set-image.mutating"), "INC-1", IN_30M, "sre")
     app = app_for(req, mode="warn", break_glass={"groups": ["sre"]})
-    assert "patch" not in verdicts.mutate(req, index_of(app), GuardSettings(), NOW)
+    stamped = patched(req, verdicts.mutate(req, index_of(app), GuardSettings(), NOW, KEY))
+    added = set(stamped["metadata"]["annotations"]) - set(req["object"]["metadata"]["annotations"])
+    assert added == {BREAK_GLASS_GRANT}
+    assert seals.granted_to(KEY, stamped) == "alice"
+
+
+@pytest.mark.parametrize("mode", ["enforce", "warn"])
+def test_a_valid_break_glass_set_alone_is_granted_in_a_seal_only_the_guard_can_write(mode: str) -> None:
+    req = glass(request("annotate-unowned.mutating"), "INC-9: hotfix", IN_30M, "sre")
+    app = app_for(req, mode=mode, break_glass={"groups": ["sre"]})
+    response = verdicts.mutate(req, index_of(app), GuardSettings(), NOW, KEY)
+    assert response["allowed"] is True
+    stamped = patched(req, response)
+    assert seals.granted_to(KEY, stamped) == "alice"
+    # The grant vouches for this object, this expiry and this reason only.
+    for key, value in ((BREAK_GLASS_UNTIL, "2099-01-01T00:00:00Z"), (BREAK_GLASS_REASON, "other")):
+        edited = json.loads(json.dumps(stamped))
+        edited["metadata"]["annotations"][key] = value
+        assert seals.granted_to(KEY, edited) is None, key
+    copied = json.loads(json.dumps(stamped))
+    copied["metadata"]["uid"] = "another-object"
+    assert seals.granted_to(KEY, copied) is None
+    assert seals.granted_to(b"x" * 32, stamped) is None
+
+
+@pytest.mark.parametrize("mode", ["enforce", "warn"])
+def test_a_break_glass_set_by_someone_outside_its_groups_is_not_granted_and_says_so(mode: str) -> None:
+    req = glass(request("annotate-unowned.mutating"), "INC-9", "2099-01-01T00:00:00Z", "dev")
+    app = app_for(req, mode=mode, break_glass={"groups": ["sre"]})
+    response = verdicts.mutate(req, index_of(app), GuardSettings(), NOW, KEY)
+    assert response["allowed"] is True, "annotations Git does not set stay editable"
+    assert "patch" not in response
+    (warning,) = response["warnings"]
+    assert warning.startswith("break-glass not granted: alice is in none of the break-glass groups (sre)")
+    assert "is more than 1h ahead" in warning and "ignores these annotations" in warning
+
+
+def test_a_forged_grant_annotation_grants_nothing() -> None:
+    req = glass(request("annotate-unowned.mutating"), "INC-9", IN_30M, "dev")
+    obj = req["object"]
+    obj["metadata"]["annotations"][BREAK_GLASS_GRANT] = json.dumps({"grantedTo": "alice", "seal": "0" * 64})
+    assert seals.granted_to(KEY, obj) is None
+    obj["metadata"]["annotations"][BREAK_GLASS_GRANT] = "not json"
+    assert seals.granted_to(KEY, obj) is None
 
 
 # --- what is managed ------------------------------------------------------------------------------------

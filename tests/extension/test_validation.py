@@ -193,6 +193,24 @@ INVALID_CASES = [
     case("no destination", "spec.destination", _DELETE, REQUIRED),
     case("bad destination namespace", "spec.destination.namespace", "Team_A", INVALID),
     case("http destination server", "spec.destination.server", "http://10.0.0.1", INVALID),
+    # Another cluster would be deployed into this one: refused until other clusters exist.
+    case("another cluster's server", "spec.destination.server", "https://10.99.99.99:6443", INVALID),
+    case("another cluster's name", "spec.destination.name", "prod-eu", INVALID),
+    pytest.param(
+        [
+            ("spec.destination.server", "https://kubernetes.default.svc"),
+            ("spec.destination.name", "in-cluster"),
+        ],
+        ["spec.destination.name"],
+        FORBIDDEN,
+        id="destination name and server",
+    ),
+    # A token in the URL would be shown wherever the URL is: status.history, the Table, denials.
+    case(
+        "repoURL with user and token", "spec.source.repoURL", "https://bob:ghp_s3cret@h/org/r.git", FORBIDDEN
+    ),
+    case("repoURL with a bare token", "spec.source.repoURL", "https://ghp_s3cret@h/org/r.git", FORBIDDEN),
+    case("ssh repoURL with a password", "spec.source.repoURL", "ssh://git:s3cret@h/org/r.git", FORBIDDEN),
     case("bad project", "spec.project", "Team A", INVALID),
     case("unknown syncOption", "spec.syncPolicy.syncOptions", ["Prunee=true"], NOT_SUPPORTED, "[0]"),
     case(
@@ -274,6 +292,21 @@ def test_an_invalid_application_reports_exactly_the_bad_fields(
     errors = validate(changed(MINIMAL, *edits))
     assert paths(errors) == expected, [e.detail() for e in errors]
     assert {e.type for e in errors} == {reason}
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [{}, {"server": ""}, {"server": "https://kubernetes.default.svc"}, {"server": "https://kubernetes.default.svc/"},
+     {"name": "in-cluster"}],
+)  # fmt: skip
+def test_the_cluster_driftguard_runs_in_is_a_valid_destination(destination: dict[str, str]) -> None:
+    assert validate(changed(MINIMAL, ("spec.destination", {"namespace": "shop", **destination}))) == []
+
+
+def test_a_refused_repo_url_never_echoes_the_credentials_it_carries() -> None:
+    [error] = validate(changed(MINIMAL, ("spec.source.repoURL", "https://bob:ghp_s3cret@h/org/r.git")))
+    assert "ghp_s3cret" not in error.detail() and "bob" not in error.detail()
+    assert "repository credential Secret" in error.detail()
 
 
 def test_an_application_with_five_problems_reports_all_five() -> None:
