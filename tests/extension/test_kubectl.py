@@ -268,6 +268,10 @@ def test_delete_all_in_a_namespace(k: Kubectl, namespace: str) -> None:
 
 def test_status_is_written_only_through_its_subresource(k: Kubectl, namespace: str) -> None:
     k("apply", "-f", "-", input=manifest("shop", namespace))
+    # The controller reports its failed fetch (the repository is unreachable) first, then retries
+    # after 5 s at the earliest: the status written below is not overwritten meanwhile.
+    reason = "jsonpath={.status.conditions[?(@.type=='Ready')].reason}=FetchFailed"
+    k("wait", f"--for={reason}", "dgapp/shop", "-n", namespace, "--timeout=60s")
     status = {
         "status": {
             "sync": {"status": "Synced", "revision": "3f2a9c1" + "0" * 33},
