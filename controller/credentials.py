@@ -19,7 +19,8 @@ import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+
+from extension.api.projects import normalise_url
 
 REPO_CREDS_LABEL = "gitops.driftguard.io/secret-type"
 REPO_CREDS_VALUES = frozenset({"repository", "repo-creds"})
@@ -39,29 +40,6 @@ class Credentials:
     def secrets(self) -> tuple[str, ...]:
         """The values that must never appear in logs or messages."""
         return tuple(s for s in (self.password, self.ssh_private_key) if s)
-
-
-def normalise_url(url: str) -> str:
-    """``url`` with scheme and host lower-cased and any trailing ``/`` or ``.git`` removed.
-
-    scp-like addresses (``git@host:org/repo``) keep their shape; only the host is lower-cased.
-    """
-    url = url.strip()
-    if "://" in url:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        userinfo, at, hostport = netloc.rpartition("@")
-        netloc = f"{userinfo}{at}{hostport.lower()}"
-        url = f"{parts.scheme.lower()}://{netloc}{parts.path}"
-    elif ":" in url.split("/", 1)[0]:
-        authority, _, path = url.partition(":")
-        user, at, host = authority.rpartition("@")
-        url = f"{user}{at}{host.lower()}:{path}"
-    while True:
-        trimmed = url.rstrip("/").removesuffix(".git")
-        if trimmed == url:
-            return url
-        url = trimmed
 
 
 def _covers(prefix: str, url: str) -> bool:
