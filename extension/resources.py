@@ -1,5 +1,6 @@
-"""The verbs of the applications resource, over a store. No HTTP here: app.py parses requests,
-calls these, and serializes what they return or raise (``APIError``)."""
+"""The verbs of the resources we serve, over a store. No HTTP here: app.py parses requests, calls
+these, and serializes what they return or raise (``APIError``). ``Resources`` is any kind's;
+``Applications`` adds the sync and rollback operations."""
 
 from __future__ import annotations
 
@@ -10,14 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from extension.api import errors, managed_fields, objects, patches
+from extension.api.kinds import APPLICATIONS, Kind
 from extension.api.schema import GROUP
-from extension.api.validation import (
-    apply_defaults,
-    unknown_fields,
-    validate,
-    validate_rollback_request,
-    validate_sync_request,
-)
+from extension.api.validation import validate_rollback_request, validate_sync_request
 from extension.guard.index import version_number
 
 CONFLICT_RETRIES = 5
@@ -123,9 +119,17 @@ def _unchanged(old: dict[str, Any], new: dict[str, Any], path: str) -> bool:
     return before is not _MISSING and before == _at(new, path)
 
 
+# Judges what a write would store, beyond its schema (the project an Application names, say):
+# called with the new object and the stored one (None on create) on writes to the main resource;
+# raises APIError to refuse. Status and operation writes are not judged again.
+Policy = Callable[[dict[str, Any], dict[str, Any] | None], None]
+
+
 @dataclass
-class Applications:
+class Resources:
     store: Store
+    kind: Kind = APPLICATIONS
+    policy: Policy = lambda new, old: None
     clock: Callable[[], datetime.datetime] = _now
     new_uid: Callable[[], str] = lambda: str(uuid.uuid4())
     # The Application as this worker's watch of the storage last saw it (a copy), or None. Writes
@@ -146,7 +150,7 @@ class Applications:
         validation ratcheting): an object stored before a rule existed can still have its status
         written, and be fixed one field at a time."""
         warnings: list[str] = []
-        unknown = unknown_fields(app)
+        unknown = self.kind.unknown_fields(app)
         if unknown and opts.field_validation == "Strict":
             raise errors.bad_request(
                 "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in unknown)
@@ -155,13 +159,13 @@ class Applications:
             warnings += [f'unknown field "{path}"' for path in unknown]
         for path in unknown:
             _prune(app, path)
-        app.update(apply_defaults(app))
-        problems = validate(app, for_create=for_create)
+        app.update(self.kind.defaults(app))
+        problems = self.kind.validate(app, for_create=for_create)
         if old is not None:
             problems = [p for p in problems if not _unchanged(old, app, p.path)]
         if problems:
             name = app.get("metadata", {}).get("name") or app.get("metadata", {}).get("generateName", "")
-            raise errors.invalid(name, [p.cause() for p in problems])
+            raise errors.invalid(self.kind, name, [p.cause() for p in problems])
         return warnings
 
     # --- reads -------------------------------------------------------------------------------
@@ -184,7 +188,7 @@ class Applications:
             return self.store.get(namespace, name)
         app = cache.latest(namespace, name)
         if app is None:
-            raise errors.not_found(name)
+            raise errors.not_found(self.kind, name)
         return app
 
     def list(
@@ -211,8 +215,14 @@ class Applications:
 
     # --- writes ------------------------------------------------------------------------------
     def create(self, namespace: str, body: Any, opts: WriteOptions) -> Result:
-        app = objects.for_create(body, namespace, self.clock(), self.new_uid())
+        app = objects.for_create(body, namespace, self.clock(), self.new_uid(), self.kind)
+        if self.kind.only_namespace and namespace != self.kind.only_namespace:
+            raise errors.forbidden_by_policy(
+                self.kind, app["metadata"].get("name") or "",
+                f"{self.kind.kind}s live in the namespace {self.kind.only_namespace}, not {namespace}",
+            )  # fmt: skip
         warnings = self._admit(app, opts, for_create=True)
+        self.policy(app, None)
         app["metadata"]["managedFields"] = managed_fields.updated(None, app, opts.field_manager, self.clock())
         # As kube-apiserver's NamespaceLifecycle admission does for every namespaced object.
         phase = self.store.namespace_phase(namespace)
@@ -224,7 +234,7 @@ class Applications:
         if phase == "Terminating":
             raise errors.APIError(
                 403, "Forbidden",
-                f"applications.gitops.driftguard.io \"{app['metadata']['name']}\" is forbidden: "
+                f"{self.kind.resource} \"{app['metadata']['name']}\" is forbidden: "
                 f"unable to create new content in namespace {namespace} because it is being terminated",
             )  # fmt: skip
         if opts.dry_run:
@@ -257,9 +267,11 @@ class Applications:
             try:
                 new, wanted_rv = change(old)
                 if wanted_rv and wanted_rv != old["metadata"]["resourceVersion"]:
-                    raise errors.stale(name)
+                    raise errors.stale(self.kind, name)
                 new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
                 warnings = self._admit(new, opts, for_create=False, old=old)
+                if not subresource and new.get("spec") != old.get("spec"):
+                    self.policy(new, old)  # metadata alone (a finalizer removed, say) is not judged
             except errors.APIError:
                 if cached:
                     continue  # judged against a copy that may be behind: judge the stored object
@@ -281,7 +293,7 @@ class Applications:
             except errors.APIError as exc:
                 if exc.code != 409 or wanted_rv:
                     raise
-        raise errors.conflict(name, "too many concurrent writes; try again")
+        raise errors.conflict(self.kind, name, "too many concurrent writes; try again")
 
     def update(
         self, namespace: str, name: str, body: Any, opts: WriteOptions, *, status: bool = False
@@ -289,13 +301,16 @@ class Applications:
         """PUT. As for custom resources, the body must carry the resourceVersion it was read at."""
 
         def change(old: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-            new = objects.for_status_update(old, body) if status else objects.for_update(old, body)
+            new = (
+                objects.for_status_update(old, body, self.kind)
+                if status
+                else objects.for_update(old, body, self.kind)
+            )
             wanted_rv = (
                 body["metadata"].get("resourceVersion") if isinstance(body.get("metadata"), dict) else None
             )
             if not wanted_rv:
-                raise errors.invalid(
-                    name,
+                raise errors.invalid(self.kind, name,
                     [{"reason": "FieldValueInvalid", "field": "metadata.resourceVersion",
                       "message": "Invalid value: 0x0: must be specified for an update"}],
                 )  # fmt: skip
@@ -315,7 +330,11 @@ class Applications:
     ) -> Result:
         def change(old: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
             patched = patches.apply_patch(content_type, old, patch)
-            new = objects.for_status_update(old, patched) if status else objects.for_update(old, patched)
+            new = (
+                objects.for_status_update(old, patched, self.kind)
+                if status
+                else objects.for_update(old, patched, self.kind)
+            )
             # A resourceVersion the patch sets is a precondition, as in kube. The patched object
             # carries the one it was applied to, so a differing one means the patch set it; on a
             # retry against a newer object the same patch then fails as stale, as it should.
@@ -333,12 +352,13 @@ class Applications:
             old = self.store.get(namespace, name)
             if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
                 raise errors.conflict(
+                    self.kind,
                     name,
                     f"Precondition failed: UID in precondition: {pre['uid']}, "
                     f"UID in object meta: {old['metadata']['uid']}",
                 )
             if pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
-                raise errors.stale(name)
+                raise errors.stale(self.kind, name)
             new = objects.for_delete(old, self.clock())
             if opts.dry_run:
                 return Result(new or old)
@@ -352,7 +372,7 @@ class Applications:
                 # client pinned a version.
                 if exc.code != 409 or pre:
                     raise
-        raise errors.conflict(name, "too many concurrent writes; try again")
+        raise errors.conflict(self.kind, name, "too many concurrent writes; try again")
 
     def delete_collection(
         self, namespace: str, match: Callable[[dict[str, Any]], bool], opts: WriteOptions
@@ -366,12 +386,15 @@ class Applications:
                 if exc.code != 404:  # deleted by someone else meanwhile: nothing left to do
                     raise
         return {
-            "kind": "ApplicationList",
-            "apiVersion": objects.API_VERSION,
+            "kind": self.kind.list_kind,
+            "apiVersion": self.kind.api_version,
             "metadata": {"resourceVersion": rv},
             "items": deleted,
         }
 
+
+@dataclass
+class Applications(Resources):
     # --- operations --------------------------------------------------------------------------
     def operate(
         self, namespace: str, name: str, kind: str, body: Any, user: str, opts: WriteOptions
@@ -394,7 +417,7 @@ class Applications:
         for _ in range(CONFLICT_RETRIES):
             old = self.store.get(namespace, name)
             if old["metadata"].get("deletionTimestamp"):
-                raise errors.conflict(name, f"the Application is being deleted; {kind} is refused")
+                raise errors.conflict(self.kind, name, f"the Application is being deleted; {kind} is refused")
             if kind == "rollback":
                 ids = [h.get("id") for h in (old.get("status") or {}).get("history") or []]
                 if op["id"] not in ids:
@@ -415,7 +438,7 @@ class Applications:
             except errors.APIError as exc:
                 if exc.code != 409:
                     raise
-        raise errors.conflict(name, "too many concurrent writes; try again")
+        raise errors.conflict(self.kind, name, "too many concurrent writes; try again")
 
     def watch(
         self,

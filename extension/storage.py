@@ -1,11 +1,13 @@
-"""Applications stored as ConfigMaps in the install namespace, through kube-apiserver.
+"""Applications and AppProjects stored as ConfigMaps in the install namespace, through kube-apiserver.
 
-The cluster's own datastore holds them: the ConfigMap's resourceVersion is the Application's,
-so optimistic concurrency, watch resume and 410 Gone come from kube-apiserver itself, and any
-number of extension replicas serve the same data. Nothing is kept in the pod.
+The cluster's own datastore holds them: the ConfigMap's resourceVersion is the object's, so
+optimistic concurrency, watch resume and 410 Gone come from kube-apiserver itself, and any number
+of extension replicas serve the same data. Nothing is kept in the pod.
 
 One ConfigMap per Application, named ``<namespace>.<name>`` (a valid, readable name) or, when that
-is too long, ``app-<digest>``. Its labels say what it is and which namespace it belongs to.
+is too long, ``app-<digest>``; one per AppProject, named ``appproject-<digest>`` (never an
+Application's: those have a dot or start with ``app-``). Its labels say what it is and which
+namespace it belongs to.
 """
 
 from __future__ import annotations
@@ -19,32 +21,41 @@ from urllib.parse import quote
 import urllib3
 
 from extension.api import errors, jsoncodec
+from extension.api.kinds import APPLICATIONS, Kind
 from extension.kubehttp import KubeHTTP, close, events, status_of
 from extension.namespaces import NamespacePhases
 
 log = logging.getLogger(__name__)
 
 STORAGE_LABEL = "gitops.driftguard.io/storage"
-STORAGE_VALUE = "application"
+STORAGE_VALUE = APPLICATIONS.storage
 NAMESPACE_LABEL = "gitops.driftguard.io/app-namespace"
-DATA_KEY = "application.json"
+DATA_KEY = f"{STORAGE_VALUE}.json"
 # Only the metadata of each stored object (kube-apiserver's PartialObjectMetadataList), or the full
 # list from a server that cannot: either way each item's resourceVersion.
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
-def storage_name(namespace: str, name: str) -> str:
+def storage_name(namespace: str, name: str, kind: Kind = APPLICATIONS) -> str:
     joined = f"{namespace}.{name}"
-    if len(joined) <= 253:
-        return joined
-    return "app-" + hashlib.sha256(joined.encode()).hexdigest()[:40]
+    digest = hashlib.sha256(joined.encode()).hexdigest()[:40]
+    if kind is not APPLICATIONS:
+        return f"{kind.storage}-{digest}"
+    return joined if len(joined) <= 253 else f"app-{digest}"
 
 
 class Store:
     """CRUD and watch of Applications through kube-apiserver, as the extension's identity."""
 
-    def __init__(self, http: KubeHTTP, namespace: str, namespaces: NamespacePhases | None = None) -> None:
-        self.http = http
+    def __init__(
+        self,
+        http: KubeHTTP,
+        namespace: str,
+        namespaces: NamespacePhases | None = None,
+        kind: Kind = APPLICATIONS,
+    ) -> None:
+        self.http, self.kind = http, kind
+        self._data_key = f"{kind.storage}.json"
         self.namespaces = namespaces
         self.namespace = namespace
         self._base = f"/api/v1/namespaces/{quote(namespace)}/configmaps"
@@ -54,7 +65,7 @@ class Store:
 
     # --- translation -------------------------------------------------------------------------
     def _to_app(self, cm: dict[str, Any]) -> dict[str, Any]:
-        app: dict[str, Any] = jsoncodec.loads((cm.get("data") or {})[DATA_KEY])
+        app: dict[str, Any] = jsoncodec.loads((cm.get("data") or {})[self._data_key])
         app["metadata"]["resourceVersion"] = cm["metadata"]["resourceVersion"]
         return app
 
@@ -65,7 +76,7 @@ class Store:
         meta, own = cm["metadata"], app["metadata"]
         name, rv = meta.get("name", ""), meta.get("resourceVersion", "")
         label = (meta.get("labels") or {}).get(NAMESPACE_LABEL)
-        if label == own.get("namespace") and name == storage_name(label, own.get("name", "")):
+        if label == own.get("namespace") and name == storage_name(label, own.get("name", ""), self.kind):
             return False
         if self._disowned_seen.get(name) != rv:
             self._disowned_seen[name] = rv
@@ -84,18 +95,18 @@ class Store:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
-                "name": storage_name(meta["namespace"], meta["name"]),
+                "name": storage_name(meta["namespace"], meta["name"], self.kind),
                 "namespace": self.namespace,
-                "labels": {STORAGE_LABEL: STORAGE_VALUE, NAMESPACE_LABEL: meta["namespace"]},
+                "labels": {STORAGE_LABEL: self.kind.storage, NAMESPACE_LABEL: meta["namespace"]},
             },
-            "data": {DATA_KEY: jsoncodec.dumps(stored, sort_keys=True).decode()},
+            "data": {self._data_key: jsoncodec.dumps(stored, sort_keys=True).decode()},
         }
         if meta.get("resourceVersion"):
             body["metadata"]["resourceVersion"] = meta["resourceVersion"]
         return body
 
     def _selector(self, namespace: str | None) -> str:
-        selector = f"{STORAGE_LABEL}={STORAGE_VALUE}"
+        selector = f"{STORAGE_LABEL}={self.kind.storage}"
         return f"{selector},{NAMESPACE_LABEL}={namespace}" if namespace else selector
 
     def _call(
@@ -120,11 +131,11 @@ class Store:
         status = status_of(data)
         reason, message = status.get("reason", ""), status.get("message") or f"HTTP {code}"
         if code == 404:
-            return errors.not_found(name)
+            return errors.not_found(self.kind, name)
         if code == 409 and reason == "AlreadyExists":
-            return errors.already_exists(name)
+            return errors.already_exists(self.kind, name)
         if code == 409:
-            return errors.stale(name)
+            return errors.stale(self.kind, name)
         if code == 410:
             return errors.gone(status.get("message", "resource version too old"))
         if code in (401, 403):
@@ -137,10 +148,10 @@ class Store:
 
     # --- verbs -------------------------------------------------------------------------------
     def get(self, namespace: str, name: str) -> dict[str, Any]:
-        cm = self._call(name, "GET", f"{self._base}/{quote(storage_name(namespace, name))}")
+        cm = self._call(name, "GET", f"{self._base}/{quote(storage_name(namespace, name, self.kind))}")
         app = self._to_app(cm)
         if self._disowned(cm, app):
-            raise errors.not_found(name)
+            raise errors.not_found(self.kind, name)
         return app
 
     def namespace_phase(self, namespace: str) -> str | None:
@@ -197,7 +208,7 @@ class Store:
             "apiVersion": "v1", "kind": "DeleteOptions",
             "preconditions": {"resourceVersion": meta.get("resourceVersion")},
         }  # fmt: skip
-        path = f"{self._base}/{quote(storage_name(meta['namespace'], meta['name']))}"
+        path = f"{self._base}/{quote(storage_name(meta['namespace'], meta['name'], self.kind))}"
         self._call(meta["name"], "DELETE", path, body=options)
 
     def watch(
@@ -249,7 +260,7 @@ class Store:
         meta = obj.get("metadata", {})
         if kind == "BOOKMARK":
             # k8s.io/initial-events-end in the annotations ends a watch list
-            return _bookmark(meta.get("resourceVersion", ""), meta.get("annotations"))
+            return _bookmark(self.kind, meta.get("resourceVersion", ""), meta.get("annotations"))
         app = self._to_app(obj)
         disowned = self._disowned(obj, app)
         if kind == "DELETED":
@@ -257,9 +268,9 @@ class Store:
         if disowned:
             if kind == "ADDED":
                 # A new ConfigMap that holds no Application of its own: nothing changed for a reader.
-                return _bookmark(meta.get("resourceVersion", ""))
+                return _bookmark(self.kind, meta.get("resourceVersion", ""))
             # A record edited (or deleted) after it held one: its Application is gone from reads.
-            key = _named(meta.get("name", ""), app)
+            key = _named(meta.get("name", ""), app, self.kind)
             if key is None:
                 return {"type": "ERROR", "object": errors.gone(
                     f"the storage ConfigMap {meta.get('name')} was edited by hand: list again"
@@ -269,27 +280,27 @@ class Store:
         return {"type": kind, "object": app}
 
 
-def _named(configmap: str, app: dict[str, Any]) -> tuple[str, str] | None:
-    """The Application a storage ConfigMap's name stands for: ``<namespace>.<name>`` (a namespace
-    has no dots), or a digest, which only the Application it was made from can be checked against."""
-    if "." in configmap:
+def _named(configmap: str, app: dict[str, Any], kind: Kind) -> tuple[str, str] | None:
+    """The object a storage ConfigMap's name stands for: ``<namespace>.<name>`` (a namespace has no
+    dots), or a digest, which only the object it was made from can be checked against."""
+    if "." in configmap and kind is APPLICATIONS:
         namespace, _, name = configmap.partition(".")
         return namespace, name
     own = app["metadata"]
-    if storage_name(own.get("namespace", ""), own.get("name", "")) == configmap:
+    if storage_name(own.get("namespace", ""), own.get("name", ""), kind) == configmap:
         return own["namespace"], own["name"]
     return None
 
 
-def _bookmark(rv: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def _bookmark(kind: Kind, rv: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
     metadata: dict[str, Any] = {"resourceVersion": rv}
     if annotations:
         metadata["annotations"] = annotations
     return {
         "type": "BOOKMARK",
         "object": {
-            "kind": "Application",
-            "apiVersion": "gitops.driftguard.io/v1alpha1",
+            "kind": kind.kind,
+            "apiVersion": kind.api_version,
             "metadata": metadata,
         },
     }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from extension.api.schema import CATEGORIES, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from extension.api.kinds import KINDS
+from extension.api.schema import GROUP, VERSION
 
 GROUP_VERSION = f"{GROUP}/{VERSION}"
 
@@ -25,24 +26,41 @@ def api_group_list() -> dict[str, Any]:
 
 
 def api_resource_list() -> dict[str, Any]:
-    resources: list[dict[str, Any]] = [
-        {
-            "name": PLURAL,
-            "singularName": SINGULAR,
-            "namespaced": True,
-            "kind": KIND,
-            "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-            "shortNames": SHORT_NAMES,
-            "categories": CATEGORIES,
-        },
-        {"name": f"{PLURAL}/status", "singularName": "", "namespaced": True, "kind": KIND,
-         "verbs": ["get", "patch", "update"]},
+    resources: list[dict[str, Any]] = []
+    for kind in KINDS:
+        resources.append(
+            {
+                "name": kind.plural,
+                "singularName": kind.singular,
+                "namespaced": True,
+                "kind": kind.kind,
+                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                "shortNames": list(kind.short_names),
+                "categories": list(kind.categories),
+            }
+        )
+        if kind.status:
+            resources.append(
+                {
+                    "name": f"{kind.plural}/status",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": kind.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
         # Operations as subresources: RBAC can grant "may sync" (create applications/sync)
         # without "may edit".
-        {"name": f"{PLURAL}/sync", "singularName": "", "namespaced": True, "kind": KIND, "verbs": ["create"]},
-        {"name": f"{PLURAL}/rollback", "singularName": "", "namespaced": True, "kind": KIND,
-         "verbs": ["create"]},
-    ]  # fmt: skip
+        for operation in kind.operations:
+            resources.append(
+                {
+                    "name": f"{kind.plural}/{operation}",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": kind.kind,
+                    "verbs": ["create"],
+                }
+            )
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",

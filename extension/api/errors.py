@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from extension.api.schema import GROUP, PLURAL
+from extension.api.kinds import Kind
+from extension.api.schema import GROUP
 
 
 class APIError(Exception):
@@ -29,45 +30,54 @@ class APIError(Exception):
         return body
 
 
-def _details(name: str | None, **more: Any) -> dict[str, Any]:
-    details: dict[str, Any] = {"group": GROUP, "kind": PLURAL}
+def _details(kind: Kind, name: str | None, **more: Any) -> dict[str, Any]:
+    details: dict[str, Any] = {"group": GROUP, "kind": kind.plural}
     if name:
         details["name"] = name
     details.update(more)
     return details
 
 
-def not_found(name: str) -> APIError:
-    return APIError(404, "NotFound", f'{PLURAL}.{GROUP} "{name}" not found', _details(name))
+def not_found(kind: Kind, name: str) -> APIError:
+    return APIError(404, "NotFound", f'{kind.resource} "{name}" not found', _details(kind, name))
 
 
-def already_exists(name: str) -> APIError:
-    return APIError(409, "AlreadyExists", f'{PLURAL}.{GROUP} "{name}" already exists', _details(name))
+def already_exists(kind: Kind, name: str) -> APIError:
+    return APIError(409, "AlreadyExists", f'{kind.resource} "{name}" already exists', _details(kind, name))
 
 
-def conflict(name: str, why: str) -> APIError:
+def conflict(kind: Kind, name: str, why: str) -> APIError:
     return APIError(
         409,
         "Conflict",
-        f'Operation cannot be fulfilled on {PLURAL}.{GROUP} "{name}": {why}',
-        _details(name),
+        f'Operation cannot be fulfilled on {kind.resource} "{name}": {why}',
+        _details(kind, name),
     )
 
 
-def stale(name: str) -> APIError:
+def stale(kind: Kind, name: str) -> APIError:
     """An update or delete whose resourceVersion precondition no longer holds."""
     return conflict(
-        name, "the object has been modified; please apply your changes to the latest version and try again"
+        kind,
+        name,
+        "the object has been modified; please apply your changes to the latest version and try again",
     )
 
 
-def invalid(name: str, causes: list[dict[str, str]]) -> APIError:
+def invalid(kind: Kind, name: str, causes: list[dict[str, str]]) -> APIError:
     text = ", ".join(f"{c['field']}: {c['message']}" for c in causes)
     return APIError(
         422,
         "Invalid",
-        f'Application.{GROUP} "{name}" is invalid: {text}',
-        {**_details(name), "kind": "Application", "causes": causes},
+        f'{kind.kind}.{GROUP} "{name}" is invalid: {text}',
+        {**_details(kind, name), "kind": kind.kind, "causes": causes},
+    )
+
+
+def forbidden_by_policy(kind: Kind, name: str, message: str) -> APIError:
+    """A write RBAC allows but a rule of ours refuses (a project's, say): 403, named like RBAC's."""
+    return APIError(
+        403, "Forbidden", f'{kind.resource} "{name}" is forbidden: {message}', _details(kind, name)
     )
 
 
@@ -84,12 +94,16 @@ def forbidden(user: str, verb: str, resource: str, namespace: str | None, name: 
     User "jane" cannot create resource "applications/sync" in API group "gitops.driftguard.io" in
     the namespace "team-a"``."""
     scope = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
-    subject = f'{PLURAL}.{GROUP} "{name}"' if name else f"{PLURAL}.{GROUP}"
+    plural = resource.partition("/")[0]
+    subject = f'{plural}.{GROUP} "{name}"' if name else f"{plural}.{GROUP}"
     message = (
         f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
         f'in API group "{GROUP}"{scope}'
     )
-    return APIError(403, "Forbidden", message, _details(name))
+    details: dict[str, Any] = {"group": GROUP, "kind": plural}
+    if name:
+        details["name"] = name
+    return APIError(403, "Forbidden", message, details)
 
 
 def method_not_allowed(method: str, path: str) -> APIError:

@@ -1,4 +1,4 @@
-"""What create, update, status update and delete do to an Application's object. Pure.
+"""What create, update, status update and delete do to an object we serve. Pure.
 
 These mirror kube-apiserver's generic registry for a custom resource with a status subresource:
 the main resource ignores ``status`` (and our ``operation``, which only the sync and rollback
@@ -14,9 +14,9 @@ import secrets
 from typing import Any
 
 from extension.api import errors
-from extension.api.schema import GROUP, KIND, VERSION
+from extension.api.kinds import Kind
+from extension.api.schema import GROUP
 
-API_VERSION = f"{GROUP}/{VERSION}"
 # Fields the server owns: a client may echo them back, never change them.
 _SERVER_OWNED = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _NAME_SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # kube's generateName alphabet
@@ -26,23 +26,24 @@ def timestamp(now: datetime.datetime) -> str:
     return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _check_kind(body: Any) -> dict[str, Any]:
+def _check_kind(body: Any, kind: Kind) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise errors.bad_request("the request body must be a JSON object")
-    kind, api_version = body.get("kind"), body.get("apiVersion")
-    if not kind:
+    sent, api_version = body.get("kind"), body.get("apiVersion")
+    if not sent:
         raise errors.bad_request("Object 'Kind' is missing in the request body")
-    if kind != KIND or api_version != API_VERSION:
+    if sent != kind.kind or api_version != kind.api_version:
         raise errors.bad_request(
-            f"the body is {api_version}, Kind={kind}; this endpoint takes {API_VERSION}, Kind={KIND}"
+            f"the body is {api_version}, Kind={sent}; "
+            f"this endpoint takes {kind.api_version}, Kind={kind.kind}"
         )
     if not isinstance(body.get("metadata", {}), dict):
         raise errors.bad_request("metadata must be an object")
     return body
 
 
-def for_create(body: Any, namespace: str, now: datetime.datetime, uid: str) -> dict[str, Any]:
-    app = copy.deepcopy(_check_kind(body))
+def for_create(body: Any, namespace: str, now: datetime.datetime, uid: str, kind: Kind) -> dict[str, Any]:
+    app = copy.deepcopy(_check_kind(body, kind))
     meta = app.setdefault("metadata", {})
     if meta.get("namespace") not in (None, "", namespace):
         raise errors.bad_request(
@@ -61,7 +62,7 @@ def for_create(body: Any, namespace: str, now: datetime.datetime, uid: str) -> d
     return app
 
 
-def _check_identity(old: dict[str, Any], body: dict[str, Any]) -> None:
+def _check_identity(old: dict[str, Any], body: dict[str, Any], kind: Kind) -> None:
     old_meta, meta = old["metadata"], body.get("metadata") or {}
     name = old_meta["name"]
     if meta.get("name") not in (None, name):
@@ -74,15 +75,16 @@ def _check_identity(old: dict[str, Any], body: dict[str, Any]) -> None:
         )
     if meta.get("uid") not in (None, "", old_meta["uid"]):
         raise errors.conflict(
+            kind,
             name,
             f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: {old_meta['uid']}",
         )
 
 
-def for_update(old: dict[str, Any], body: Any) -> dict[str, Any]:
+def for_update(old: dict[str, Any], body: Any, kind: Kind) -> dict[str, Any]:
     """The main resource: everything but status, operation and the server-owned metadata."""
-    app = copy.deepcopy(_check_kind(body))
-    _check_identity(old, app)
+    app = copy.deepcopy(_check_kind(body, kind))
+    _check_identity(old, app, kind)
     meta = app.setdefault("metadata", {})
     for key in _SERVER_OWNED:
         if key in old["metadata"]:
@@ -100,7 +102,7 @@ def for_update(old: dict[str, Any], body: Any) -> dict[str, Any]:
         if added:
             raise errors.APIError(
                 422, "Invalid",
-                f"Application.{GROUP} \"{old['metadata']['name']}\" is invalid: metadata.finalizers: "
+                f"{kind.kind}.{GROUP} \"{old['metadata']['name']}\" is invalid: metadata.finalizers: "
                 f"Forbidden: no new finalizers can be added if the object is being deleted, found new "
                 f"finalizers {sorted(added)}",
             )  # fmt: skip
@@ -114,11 +116,11 @@ def bump_generation(old: dict[str, Any], new: dict[str, Any]) -> None:
         new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
 
 
-def for_status_update(old: dict[str, Any], body: Any) -> dict[str, Any]:
+def for_status_update(old: dict[str, Any], body: Any, kind: Kind) -> dict[str, Any]:
     """The status subresource: only ``status`` changes (and the controller clears ``operation``
     there once it has taken the operation up, by sending ``operation: null``)."""
-    new = _check_kind(body)
-    _check_identity(old, new)
+    new = _check_kind(body, kind)
+    _check_identity(old, new, kind)
     app = copy.deepcopy(old)
     if "status" in new:
         app["status"] = copy.deepcopy(new["status"])

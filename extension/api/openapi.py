@@ -1,4 +1,4 @@
-"""The OpenAPI v2 and v3 documents for the aggregated API, built from ``APPLICATION_SCHEMA``.
+"""The OpenAPI v2 and v3 documents for the aggregated API, built from each kind's schema.
 
 kube-apiserver merges our v2 document into its own ``/openapi/v2`` and proxies v3 per group
 version; kubectl reads them for ``explain``, for client-side validation, for the patch type of
@@ -18,12 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from extension.api.kinds import APPLICATIONS, KINDS, Kind
 from extension.api.schema import (
-    APPLICATION_SCHEMA,
     GROUP,
-    KIND,
-    LIST_KIND,
-    PLURAL,
     ROLLBACK_REQUEST_KIND,
     ROLLBACK_REQUEST_SCHEMA,
     SYNC_REQUEST_KIND,
@@ -34,11 +31,10 @@ from extension.api.schema import (
 
 GROUP_VERSION_PATH = f"apis/{GROUP}/{VERSION}"
 _PREFIX = f"/{GROUP_VERSION_PATH}"
-_NS_PATH = f"{_PREFIX}/namespaces/{{namespace}}/{PLURAL}"
 # io.driftguard.gitops.v1alpha1.Application: the reversed group, as kube names CRD schemas.
 _OURS = ".".join(reversed(GROUP.split("."))) + f".{VERSION}"
-APPLICATION = f"{_OURS}.{KIND}"
-APPLICATION_LIST = f"{_OURS}.{LIST_KIND}"
+APPLICATION = f"{_OURS}.{APPLICATIONS.kind}"
+APPLICATION_LIST = f"{_OURS}.{APPLICATIONS.list_kind}"
 SYNC_REQUEST = f"{_OURS}.{SYNC_REQUEST_KIND}"
 ROLLBACK_REQUEST = f"{_OURS}.{ROLLBACK_REQUEST_KIND}"
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1"
@@ -235,26 +231,32 @@ def _object_schema(schema: Schema, kind: str, ref: Ref, *, v3: bool) -> Schema:
     return result
 
 
-def _definitions(ref: Ref, *, v3: bool) -> dict[str, Schema]:
-    application_list: Schema = {
+def _list_schema(kind: Kind, ref: Ref, *, v3: bool) -> Schema:
+    return {
         "type": "object",
-        "description": "A list of Applications.",
+        "description": f"A list of {kind.kind}s.",
         "required": ["items"],
         "properties": {
             "apiVersion": _str(f"Always '{GROUP}/{VERSION}'."),
-            "kind": _str(f"Always '{LIST_KIND}'."),
+            "kind": _str(f"Always '{kind.list_kind}'."),
             "metadata": _field(ref, LIST_META, "Standard list metadata.", v3=v3),
             "items": {
                 "type": "array",
-                "description": "The Applications.",
-                "items": {"$ref": ref(APPLICATION)},
+                "description": f"The {kind.kind}s.",
+                "items": {"$ref": ref(f"{_OURS}.{kind.kind}")},
             },
         },
-        "x-kubernetes-group-version-kind": [_gvk(LIST_KIND)],
+        "x-kubernetes-group-version-kind": [_gvk(kind.list_kind)],
     }
+
+
+def _definitions(ref: Ref, *, v3: bool) -> dict[str, Schema]:
+    kinds: dict[str, Schema] = {}
+    for kind in KINDS:
+        kinds[f"{_OURS}.{kind.kind}"] = _object_schema(kind.schema, kind.kind, ref, v3=v3)
+        kinds[f"{_OURS}.{kind.list_kind}"] = _list_schema(kind, ref, v3=v3)
     return {
-        APPLICATION: _object_schema(APPLICATION_SCHEMA, KIND, ref, v3=v3),
-        APPLICATION_LIST: application_list,
+        **kinds,
         SYNC_REQUEST: _object_schema(SYNC_REQUEST_SCHEMA, SYNC_REQUEST_KIND, ref, v3=v3),
         ROLLBACK_REQUEST: _object_schema(ROLLBACK_REQUEST_SCHEMA, ROLLBACK_REQUEST_KIND, ref, v3=v3),
         **_meta_schemas(ref, v3=v3),
@@ -265,7 +267,7 @@ def _definitions(ref: Ref, *, v3: bool) -> dict[str, Schema]:
 _PARAMS: dict[str, tuple[str, str, str]] = {
     # name: (in, type, description)
     "namespace": ("path", "string", "The namespace."),
-    "name": ("path", "string", "The Application's name."),
+    "name": ("path", "string", "The object's name."),
     "pretty": ("query", "string", "If 'true', the output is indented."),
     "dryRun": ("query", "string", "'All' checks the request without persisting it."),
     "fieldManager": ("query", "string", "The name of the actor making the change, for managedFields."),
@@ -291,7 +293,6 @@ _WRITE = ("pretty", "dryRun", "fieldManager", "fieldValidation")
 _PATCH_PARAMS = (*_WRITE, "force")
 _DELETE = ("pretty", "dryRun", "gracePeriodSeconds", "propagationPolicy")
 _POST = ("pretty", "dryRun", "fieldManager")
-_ONE = f"{_NS_PATH}/{{name}}"
 
 
 @dataclass(frozen=True)
@@ -302,47 +303,61 @@ class _Op:
     op_id: str  # kube's form: verb + group + version + what
     description: str
     params: tuple[str, ...]
+    kind: str  # the GVK kubectl matches: the request body's kind, as kube does
+    response: str
     body: str | None = None  # the request body's schema
-    kind: str = KIND  # the GVK kubectl matches: the request body's kind, as kube does
     codes: tuple[str, ...] = ("200",)
-    response: str = APPLICATION
 
     @property
     def body_types(self) -> tuple[str, ...]:
         return PATCH_TYPES if self.method == "patch" else _RESPONSE_TYPES
 
 
-# fmt: off
-_OPS = (
-    _Op(_NS_PATH, "get", "list", "listNamespacedApplication", "List or watch Applications.", _LIST,
-        response=APPLICATION_LIST),
-    _Op(_NS_PATH, "post", "post", "createNamespacedApplication", "Create an Application.", _WRITE,
-        body=APPLICATION, codes=("200", "201", "202")),
-    _Op(_NS_PATH, "delete", "deletecollection", "deleteCollectionNamespacedApplication",
-        "Delete every Application that matches the selectors.", _LIST + _DELETE[1:], response=STATUS),
-    _Op(_ONE, "get", "get", "readNamespacedApplication", "Read an Application.", _READ),
-    _Op(_ONE, "put", "put", "replaceNamespacedApplication", "Replace an Application.", _WRITE,
-        body=APPLICATION, codes=("200", "201")),
-    _Op(_ONE, "patch", "patch", "patchNamespacedApplication", "Patch an Application.", _PATCH_PARAMS,
-        body=_PATCH, codes=("200", "201")),
-    _Op(_ONE, "delete", "delete", "deleteNamespacedApplication",
-        "Delete an Application; it goes once its finalizers are done.", _DELETE, codes=("200", "202")),
-    _Op(f"{_ONE}/status", "get", "get", "readNamespacedApplicationStatus", "Read an Application's status.",
-        _READ),
-    _Op(f"{_ONE}/status", "put", "put", "replaceNamespacedApplicationStatus",
-        "Replace an Application's status.", _WRITE, body=APPLICATION, codes=("200", "201")),
-    _Op(f"{_ONE}/status", "patch", "patch", "patchNamespacedApplicationStatus",
-        "Patch an Application's status.", _PATCH_PARAMS, body=_PATCH, codes=("200", "201")),
-    _Op(f"{_ONE}/sync", "post", "post", "createNamespacedApplicationSync",
-        "Ask the controller to sync the Application now; answers with the Application.", _POST,
-        body=SYNC_REQUEST, kind=SYNC_REQUEST_KIND),
-    _Op(f"{_ONE}/rollback", "post", "post", "createNamespacedApplicationRollback",
-        "Ask the controller to deploy an earlier revision; answers with the Application.", _POST,
-        body=ROLLBACK_REQUEST, kind=ROLLBACK_REQUEST_KIND),
-    _Op(f"{_PREFIX}/{PLURAL}", "get", "list", "listApplicationForAllNamespaces",
-        "List or watch Applications in all namespaces.", _LIST, response=APPLICATION_LIST),
-)
-# fmt: on
+def _ops(kind: Kind) -> list[_Op]:
+    """The operations of one kind, named as kube names a CRD's (``listNamespacedApplication``)."""
+    k, one, many = kind.kind, f"{_OURS}.{kind.kind}", f"{_OURS}.{kind.list_kind}"
+    ns_path = f"{_PREFIX}/namespaces/{{namespace}}/{kind.plural}"
+    item = f"{ns_path}/{{name}}"
+    an = "an" if k[0] in "AEIOU" else "a"
+    # fmt: off
+    ops = [
+        _Op(ns_path, "get", "list", f"listNamespaced{k}", f"List or watch {k}s.", _LIST, k, many),
+        _Op(ns_path, "post", "post", f"createNamespaced{k}", f"Create {an} {k}.", _WRITE, k, one,
+            body=one, codes=("200", "201", "202")),
+        _Op(ns_path, "delete", "deletecollection", f"deleteCollectionNamespaced{k}",
+            f"Delete every {k} that matches the selectors.", _LIST + _DELETE[1:], k, STATUS),
+        _Op(item, "get", "get", f"readNamespaced{k}", f"Read {an} {k}.", _READ, k, one),
+        _Op(item, "put", "put", f"replaceNamespaced{k}", f"Replace {an} {k}.", _WRITE, k, one, body=one,
+            codes=("200", "201")),
+        _Op(item, "patch", "patch", f"patchNamespaced{k}", f"Patch {an} {k}.", _PATCH_PARAMS, k, one,
+            body=_PATCH, codes=("200", "201")),
+        _Op(item, "delete", "delete", f"deleteNamespaced{k}",
+            f"Delete {an} {k}; it goes once its finalizers are done.", _DELETE, k, one, codes=("200", "202")),
+        _Op(f"{_PREFIX}/{kind.plural}", "get", "list", f"list{k}ForAllNamespaces",
+            f"List or watch {k}s in all namespaces.", _LIST, k, many),
+    ]
+    if kind.status:
+        ops += [
+            _Op(f"{item}/status", "get", "get", f"readNamespaced{k}Status", f"Read {an} {k}'s status.", _READ,
+                k, one),
+            _Op(f"{item}/status", "put", "put", f"replaceNamespaced{k}Status", f"Replace {an} {k}'s status.",
+                _WRITE, k, one, body=one, codes=("200", "201")),
+            _Op(f"{item}/status", "patch", "patch", f"patchNamespaced{k}Status", f"Patch {an} {k}'s status.",
+                _PATCH_PARAMS, k, one, body=_PATCH, codes=("200", "201")),
+        ]
+    if "sync" in kind.operations:
+        ops.append(_Op(f"{item}/sync", "post", "post", f"createNamespaced{k}Sync",
+                       f"Ask the controller to sync the {k} now; answers with the {k}.", _POST,
+                       SYNC_REQUEST_KIND, one, body=SYNC_REQUEST))
+    if "rollback" in kind.operations:
+        ops.append(_Op(f"{item}/rollback", "post", "post", f"createNamespaced{k}Rollback",
+                       f"Ask the controller to deploy an earlier revision; answers with the {k}.",
+                       _POST, ROLLBACK_REQUEST_KIND, one, body=ROLLBACK_REQUEST))
+    # fmt: on
+    return ops
+
+
+_OPS = tuple(op for kind in KINDS for op in _ops(kind))
 
 
 def _common(op: _Op) -> dict[str, Any]:

@@ -1,12 +1,16 @@
 """The Table that ``kubectl get`` asks for (``Accept: application/json;as=Table;g=meta.k8s.io;v=v1``).
 
-Pure: columns are data; cells are computed from an Application and the current time.
+Pure: columns are data; cells are computed from an object and the current time, per kind.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
+
+from extension.api.appprojects import PROJECT_KIND
+from extension.api.kinds import APPLICATIONS, Kind
 
 COLUMNS: list[dict[str, Any]] = [
     {"name": "Name", "type": "string", "format": "name", "priority": 0,
@@ -87,6 +91,57 @@ def cells(app: dict[str, Any], now: datetime.datetime) -> list[Any]:
     ]
 
 
+PROJECT_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Name", "type": "string", "format": "name", "priority": 0,
+     "description": "Name must be unique within a namespace."},
+    {"name": "Description", "type": "string", "format": "", "priority": 0,
+     "description": "What the project is for."},
+    {"name": "Source Namespaces", "type": "string", "format": "", "priority": 0,
+     "description": "The namespaces whose Applications may use the project."},
+    {"name": "Age", "type": "string", "format": "", "priority": 0,
+     "description": "Time since the project was created."},
+    {"name": "Repos", "type": "string", "format": "", "priority": 1,
+     "description": "The repositories its Applications may deploy from."},
+    {"name": "Destinations", "type": "string", "format": "", "priority": 1,
+     "description": "Where its Applications may deploy (server/namespace)."},
+    {"name": "Service Accounts", "type": "string", "format": "", "priority": 1,
+     "description": "Whom the controller acts as, by destination."},
+]  # fmt: skip
+
+
+def _joined(values: Any) -> str:
+    return ",".join(str(v) for v in values) if isinstance(values, list) and values else "<none>"
+
+
+def project_cells(project: dict[str, Any], now: datetime.datetime) -> list[Any]:
+    spec = project.get("spec") or {}
+    destinations = [
+        f"{d.get('server') or d.get('name') or ''}/{d.get('namespace') or ''}"
+        for d in spec.get("destinations") or []
+        if isinstance(d, dict)
+    ]
+    accounts = [
+        f"{d.get('namespace') or ''}:{d.get('defaultServiceAccount') or ''}"
+        for d in spec.get("destinationServiceAccounts") or []
+        if isinstance(d, dict)
+    ]
+    return [
+        project["metadata"]["name"],
+        spec.get("description") or "",
+        _joined(spec.get("sourceNamespaces")),
+        _age(project, now),
+        _joined(spec.get("sourceRepos")),
+        _joined(destinations),
+        _joined(accounts),
+    ]
+
+
+_BY_KIND: dict[str, tuple[list[dict[str, Any]], Callable[[dict[str, Any], datetime.datetime], list[Any]]]] = {
+    APPLICATIONS.kind: (COLUMNS, cells),
+    PROJECT_KIND: (PROJECT_COLUMNS, project_cells),
+}
+
+
 def _row_object(app: dict[str, Any], include: str) -> dict[str, Any] | None:
     if include == "None":
         return None
@@ -103,6 +158,7 @@ def table(
     apps: list[dict[str, Any]],
     now: datetime.datetime,
     *,
+    kind: Kind = APPLICATIONS,
     resource_version: str = "",
     include_object: str = "Metadata",
     continue_token: str = "",
@@ -110,9 +166,10 @@ def table(
     metadata: dict[str, Any] = {"resourceVersion": resource_version}
     if continue_token:
         metadata["continue"] = continue_token
+    columns, cells_of = _BY_KIND[kind.kind]
     rows = []
     for app in apps:
-        row: dict[str, Any] = {"cells": cells(app, now)}
+        row: dict[str, Any] = {"cells": cells_of(app, now)}
         obj = _row_object(app, include_object)
         if obj is not None:
             row["object"] = obj
@@ -121,7 +178,7 @@ def table(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
-        "columnDefinitions": COLUMNS,
+        "columnDefinitions": columns,
         "rows": rows,
     }
 

@@ -14,6 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from extension.api import errors
+from extension.api.kinds import APPLICATIONS
 from extension.app import MAX_BODY, Deps, create_app, selected_events
 from extension.auth import Attributes, RequestHeaderConfig, User, authenticate, carry_identity
 from extension.resources import Applications
@@ -42,7 +43,7 @@ class FakeStore:
 
     def get(self, namespace: str, name: str) -> dict[str, Any]:
         if (namespace, name) not in self.apps:
-            raise errors.not_found(name)
+            raise errors.not_found(APPLICATIONS, name)
         return copy.deepcopy(self.apps[(namespace, name)])
 
     def list(
@@ -58,13 +59,13 @@ class FakeStore:
 
     def create(self, app: dict[str, Any]) -> dict[str, Any]:
         if (app["metadata"]["namespace"], app["metadata"]["name"]) in self.apps:
-            raise errors.already_exists(app["metadata"]["name"])
+            raise errors.already_exists(APPLICATIONS, app["metadata"]["name"])
         return self._stamp(app)
 
     def update(self, app: dict[str, Any]) -> dict[str, Any]:
         current = self.get(app["metadata"]["namespace"], app["metadata"]["name"])
         if app["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
-            raise errors.stale(app["metadata"]["name"])
+            raise errors.stale(APPLICATIONS, app["metadata"]["name"])
         return self._stamp(app)
 
     def delete(self, app: dict[str, Any]) -> None:

@@ -56,12 +56,17 @@ def schema_nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, di
 @pytest.mark.parametrize(("doc", "prefix"), DOCS)
 def test_every_operation_names_its_kubernetes_action_and_kind(doc: dict[str, Any], prefix: str) -> None:
     ops = list(operations(doc))
-    assert len(ops) == 13
+    assert len(ops) == 21  # 13 for Applications, 8 for AppProjects (no status, no operations)
     for path, method, op in ops:
         assert op["x-kubernetes-action"] in ACTIONS, (path, method)
         gvk = op["x-kubernetes-group-version-kind"]
         assert (gvk["group"], gvk["version"]) == (schema.GROUP, schema.VERSION), (path, method)
-        assert gvk["kind"] in {schema.KIND, schema.SYNC_REQUEST_KIND, schema.ROLLBACK_REQUEST_KIND}
+        assert gvk["kind"] in {
+            schema.KIND,
+            "AppProject",
+            schema.SYNC_REQUEST_KIND,
+            schema.ROLLBACK_REQUEST_KIND,
+        }
         assert op["operationId"] and op["responses"]
     ids = [op["operationId"] for _, _, op in ops]
     assert len(ids) == len(set(ids))
@@ -80,8 +85,17 @@ def test_every_ref_resolves_inside_the_document(doc: dict[str, Any], prefix: str
 def test_the_documents_serve_every_verb_kubectl_uses(doc: dict[str, Any], prefix: str) -> None:
     base = "/apis/gitops.driftguard.io/v1alpha1"
     one = f"{base}/namespaces/{{namespace}}/applications/{{name}}"
+    project = f"{base}/namespaces/{{namespace}}/appprojects/{{name}}"
     actions = {(path, op["x-kubernetes-action"]) for path, _, op in operations(doc)}
     assert actions == {
+        (f"{base}/namespaces/{{namespace}}/appprojects", "list"),
+        (f"{base}/namespaces/{{namespace}}/appprojects", "post"),
+        (f"{base}/namespaces/{{namespace}}/appprojects", "deletecollection"),
+        (project, "get"),
+        (project, "put"),
+        (project, "patch"),
+        (project, "delete"),
+        (f"{base}/appprojects", "list"),
         (f"{base}/namespaces/{{namespace}}/applications", "list"),
         (f"{base}/namespaces/{{namespace}}/applications", "post"),
         (f"{base}/namespaces/{{namespace}}/applications", "deletecollection"),
