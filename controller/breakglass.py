@@ -13,6 +13,7 @@ import datetime
 from typing import Any
 
 from extension.api import seals
+from extension.api.checks import parse_time
 from extension.api.tracking import (
     BREAK_GLASS_REASON,
     BREAK_GLASS_UNTIL,
@@ -22,14 +23,6 @@ from extension.api.tracking import (
 )
 
 Object = dict[str, Any]
-
-
-def parse_time(text: str) -> datetime.datetime | None:
-    try:
-        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
 
 def _annotations(obj: Object | None) -> dict[str, Any]:

@@ -150,16 +150,46 @@ def unified(
     is a creation, ``predicted`` None a deletion. ``predicted`` comes from a server-side apply dry
     run of Git's object, so only fields Git sets (and what the server defaults from them) differ."""
     rules = list(rules)
-    sides: list[list[str]] = []
+    shown: list[dict[str, Any] | None] = []
     for obj in (live, predicted):
         if obj is None:
-            sides.append([])
+            shown.append(None)
             continue
-        shown = comparable(obj)
+        copied = comparable(obj)
         for path in ignored_paths(live or obj, rules):
-            _remove(shown, path)
-        sides.append(
-            yaml.safe_dump(shown, sort_keys=True, default_flow_style=False).splitlines(keepends=True)
-        )
+            _remove(copied, path)
+        shown.append(copied)
+    _mask_secret(shown[0], shown[1])
+    sides = [
+        []
+        if obj is None
+        else yaml.safe_dump(obj, sort_keys=True, default_flow_style=False).splitlines(keepends=True)
+        for obj in shown
+    ]
     text = "".join(difflib.unified_diff(sides[0], sides[1], f"live/{name}", f"desired/{name}"))
     return text if len(text) <= MAX_DIFF_CHARS else text[:MAX_DIFF_CHARS] + "\n... (diff cut at 16 KiB)\n"
+
+
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _mask_secret(live: dict[str, Any] | None, predicted: dict[str, Any] | None) -> None:
+    """A Secret's values never reach a diff (status is readable where Secrets are not): each value
+    becomes ``++++++++``, one that differs from the live side ``+++++++++``, as Argo CD masks them;
+    kubectl's last-applied copy of the Secret is left out."""
+    sample = live or predicted
+    if not sample or sample.get("kind") != "Secret" or sample.get("apiVersion") != "v1":
+        return
+    before = {**((live or {}).get("data") or {}), **((live or {}).get("stringData") or {})}
+    for obj in (live, predicted):
+        if obj is None:
+            continue
+        annotations = (obj.get("metadata") or {}).get("annotations")
+        if isinstance(annotations, dict):
+            annotations.pop(_LAST_APPLIED, None)
+        for field in ("data", "stringData"):
+            values = obj.get(field)
+            if isinstance(values, dict):
+                obj[field] = {
+                    k: "+" * (8 if obj is live or before.get(k) == v else 9) for k, v in values.items()
+                }

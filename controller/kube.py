@@ -215,10 +215,15 @@ class Kube:
         )  # fmt: skip
         return applied
 
-    def patch(self, res: Resource, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def patch(
+        self, res: Resource, namespace: str, name: str, patch: Any, *, json_patch: bool = False
+    ) -> dict[str, Any]:
+        """A merge patch, or with ``json_patch`` a JSON patch (whose ``test`` operations are
+        preconditions: a failed one answers 422)."""
+        content_type = "application/json-patch+json" if json_patch else "application/merge-patch+json"
         patched: dict[str, Any] = self.request(
             "PATCH", res.path(namespace, name), query={"fieldManager": FIELD_MANAGER},
-            body=patch, content_type="application/merge-patch+json",
+            body=patch, content_type=content_type,
         )  # fmt: skip
         return patched
 

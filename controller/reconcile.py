@@ -24,13 +24,14 @@ from typing import Any
 
 from controller import breakglass, diff, health, plan
 from controller import status as st
-from controller.breakglass import next_expiry, parse_time
+from controller.breakglass import next_expiry
 from controller.git import RepoCache
 from controller.kube import Kube, KubeError, Resource
 from controller.metrics import Metrics
 from controller.render import Limits
 from controller.sources import Sources
 from extension.api import jsoncodec, seals
+from extension.api.checks import parse_time
 from extension.api.tracking import (
     BREAK_GLASS_GRANT,
     BREAK_GLASS_REASON,
@@ -393,7 +394,10 @@ class Reconciler:
         self._report_unbacked(status, desired, live, seal_key, now)
         # Decide whether to sync now.
         paused = self._paused(app) and "rollback" not in operation and "sync" not in operation
-        git_changed = target.sha != (status.get("sync") or {}).get("revision")
+        # Git moved past what was deployed (the newest history entry), not merely past what was
+        # last compared: a compare, a dry run or a pause reports Git's revision without deploying it.
+        history = status.get("history") or []
+        git_changed = not history or target.sha != history[-1].get("revision")
         spec_changed = app["metadata"].get("generation") != status.get("observedGeneration")
         self_heal = bool(automated.get("selfHeal"))
         sync_request = operation.get("sync") or {}
@@ -404,33 +408,39 @@ class Reconciler:
             and (self_heal or git_changed or spec_changed or any(drifted[r] is None for r in out_of_sync))
         )  # fmt: skip
         changes = plan.ChangeSet()
-        selected = {ObjectRef.from_status(r) for r in sync_request.get("resources") or []}
-        # A break-glass that has expired: Git's state comes back whatever the sync policy says; while
-        # auto-sync is paused after a rollback, the state that was deployed, not Git's newest.
+        # The objects a sync request names; None: all of them.
+        selected: set[ObjectRef] | None = {
+            ObjectRef.from_status(r) for r in sync_request.get("resources") or []
+        } or None
+        # A break-glass that has expired: the state comes back whatever the sync policy says; Git's
+        # newest when auto-sync deploys it, otherwise (manual sync, or paused after a rollback) the
+        # state that was deployed.
         expired = {
             ref
             for ref in desired
             if ref not in foreign and breakglass.expired(live.get(ref), clock_now, seal_key)
         }
+        expired_live = {ref: live.get(ref) for ref in expired}  # as the grant was checked on
         restoring = bool(expired) and not wants_sync
         if sync_request.get("dryRun"):
-            self._dry_run(app, key, target, desired, live, drifted, foreign, selected, inventory, prune_on,
-                          rules, options, status, now)  # fmt: skip
+            self._dry_run(app, key, target, desired, live, drifted, foreign, break_glass, selected, inventory,
+                          prune_on, rules, options, status, now)  # fmt: skip
             kept = [r for r in inventory if r not in desired]
         elif wants_sync or restoring:
             source, source_desired = target, desired
             if restoring:
                 selected = expired
-                deployed = self._deployed(app, key) if self._paused(app) else None
-                if deployed is not None:
+                deployed = self._deployed(app, key) if not auto_sync or self._paused(app) else None
+                if deployed is not None and deployed.sha != target.sha:
                     source, source_desired = deployed, {ObjectRef.of(o): o for o in deployed.objects}
+                    # An object the deployed revision does not have has no state to restore.
                     selected = {ref for ref in expired if ref in source_desired}
             initiator = operation.get("initiatedBy") or {
                 "automated": True,
                 "username": "driftguard-controller",
             }
             why = " to end an expired break-glass" if restoring else ""
-            count = len(selected or source_desired)
+            count = len(source_desired if selected is None else selected)
             log.info("[%s] syncing revision %s (%d objects)%s", key, st.short(source.sha), count, why)
             if operation:
                 status["operationState"] = self._operation_state(app, "Running", "syncing", now, None)
@@ -464,7 +474,7 @@ class Reconciler:
                     int(spec.get("revisionHistoryLimit", 10)),
                 )  # fmt: skip
             for ref in expired - {c.ref for c in failed}:
-                self._end_break_glass(app, ref, desired[ref])
+                self._end_break_glass(app, ref, desired[ref], expired_live[ref])
             if "rollback" in operation and not failed:
                 status["conditions"] = st.set_condition(
                     status.get("conditions") or [], st.AUTO_SYNC_PAUSED, "True", "RolledBack",
@@ -514,6 +524,15 @@ class Reconciler:
             status["conditions"] = st.remove_condition(status.get("conditions") or [], st.BREAK_GLASS_IGNORED)
             return
         listed = ", ".join(str(ref) for ref in unbacked[:5]) + (" and more" if len(unbacked) > 5 else "")
+        if seal_key is None:
+            status["conditions"] = st.set_condition(
+                status.get("conditions") or [], st.BREAK_GLASS_IGNORED, "True", "SealKeyUnavailable",
+                f"{listed} carry break-glass annotations, but the drift guard's seal key (Secret "
+                f"{self.options.namespace}/{seals.SECRET_NAME}) cannot be read, so no grant can be checked: "
+                "they are ignored and Git's state is kept as usual",
+                now,
+            )  # fmt: skip
+            return
         status["conditions"] = st.set_condition(
             status.get("conditions") or [], st.BREAK_GLASS_IGNORED, "True", "NotGranted",
             f"{listed} carry break-glass annotations that the drift guard did not grant (set by someone "
@@ -525,24 +544,27 @@ class Reconciler:
     def _dry_run(
         self, app: dict[str, Any], key: AppKey, target: Target, desired: dict[ObjectRef, dict[str, Any]],
         live: dict[ObjectRef, dict[str, Any] | None], drifted: dict[ObjectRef, list[str] | None],
-        foreign: dict[ObjectRef, str], selected: set[ObjectRef], inventory: list[ObjectRef], prune_on: bool,
-        rules: list[dict[str, Any]], options: dict[str, str], status: dict[str, Any], now: str,
+        foreign: dict[ObjectRef, str], break_glass: set[ObjectRef], selected: set[ObjectRef] | None,
+        inventory: list[ObjectRef], prune_on: bool, rules: list[dict[str, Any]], options: dict[str, str],
+        status: dict[str, Any], now: str,
     ) -> None:  # fmt: skip
         """What a sync would do, with each object's diff, in status.operationState; nothing in the
         cluster changes (every apply is a server-side dry run) and history stays as it is."""
-        changes, diffs = plan.ChangeSet(), {}
+        changes, diffs, crds = plan.ChangeSet(), {}, plan.crd_kinds(desired.values())
         created_namespaces = {ref.name for ref in desired if (ref.group, ref.kind) == ("", "Namespace")}
         if options.get("CreateNamespace") == "true":
             created_namespaces.add(str((app["spec"].get("destination") or {}).get("namespace") or ""))
         for step in plan.waves(
-            desired[r] for r in desired if r not in foreign and (not selected or r in selected)
+            desired[r] for r in desired if r not in foreign and (selected is None or r in selected)
         ):
             for obj in step:
                 ref = ObjectRef.of(obj)
                 current, fields = live.get(ref), drifted.get(ref)
                 try:
-                    if current is None:
-                        predicted, note = self._dry_create(obj, created_namespaces)
+                    if ref in break_glass:
+                        changes.add(ref, "skipped", "break-glass is active")
+                    elif current is None:
+                        predicted, note = self._dry_create(obj, created_namespaces, crds)
                         changes.add(ref, "created", note)
                         diffs[ref] = diff.unified(None, predicted or obj, rules, str(ref))
                     elif fields:
@@ -579,16 +601,18 @@ class Reconciler:
         log.info("[%s] %s", key, message)
 
     def _dry_create(
-        self, obj: dict[str, Any], created_namespaces: set[str]
+        self, obj: dict[str, Any], created_namespaces: set[str], crds: set[tuple[str, str]]
     ) -> tuple[dict[str, Any] | None, str]:
         """A server-side dry run of creating ``obj``, when the server can judge it now: not for a
         kind that a CRD in the same sync brings, nor in a namespace the sync creates."""
         res = self.kube.resource(*plan.group_kind(obj))
-        if res is None:
+        if res is None and plan.group_kind(obj) in crds:
             return (
                 None,
                 "its kind is not served yet (a CustomResourceDefinition in this sync brings it): not dry-run",
             )
+        if res is None:
+            res = self.kube.resource_for(obj)  # raises: the server has no resource for it
         namespace = obj["metadata"].get("namespace") or ""
         if res.namespaced and namespace in created_namespaces:
             ns = self.kube.resource("", "Namespace")
@@ -596,15 +620,26 @@ class Reconciler:
                 return None, f"namespace {namespace} is created by this sync: not dry-run"
         return self.kube.apply(obj, dry_run=True), ""
 
-    def _end_break_glass(self, app: dict[str, Any], ref: ObjectRef, obj: dict[str, Any]) -> None:
+    def _end_break_glass(
+        self, app: dict[str, Any], ref: ObjectRef, obj: dict[str, Any], live: dict[str, Any] | None
+    ) -> None:
+        """Remove the expired break-glass's annotations: only those the grant was checked on (a new
+        break-glass set meanwhile stays, and the patch fails its test)."""
         res = self.kube.resource_for(obj)
-        patch = {
-            "metadata": {
-                "annotations": {BREAK_GLASS_REASON: None, BREAK_GLASS_UNTIL: None, BREAK_GLASS_GRANT: None}
-            }
+        annotations = ((live or {}).get("metadata") or {}).get("annotations") or {}
+        path = "/metadata/annotations/"
+        until = {
+            "op": "test",
+            "path": path + BREAK_GLASS_UNTIL.replace("/", "~1"),
+            "value": annotations.get(BREAK_GLASS_UNTIL),
         }
+        patch: list[dict[str, Any]] = [until] + [
+            {"op": "remove", "path": path + name.replace("/", "~1")}
+            for name in (BREAK_GLASS_REASON, BREAK_GLASS_UNTIL, BREAK_GLASS_GRANT)
+            if name in annotations
+        ]
         try:
-            ended = self.kube.patch(res, ref.namespace, ref.name, patch)
+            ended = self.kube.patch(res, ref.namespace, ref.name, patch, json_patch=True)
         except KubeError as exc:
             log.warning("[%s/%s] could not remove the expired break-glass from %s: %s",
                         app["metadata"]["namespace"], app["metadata"]["name"], ref, exc.message)  # fmt: skip
@@ -623,7 +658,7 @@ class Reconciler:
     def _sync(
         self, app: dict[str, Any], key: AppKey, target: Target, desired: dict[ObjectRef, dict[str, Any]],
         live: dict[ObjectRef, dict[str, Any] | None], drifted: dict[ObjectRef, list[str] | None],
-        foreign: dict[ObjectRef, str], break_glass: set[ObjectRef], selected: set[ObjectRef],
+        foreign: dict[ObjectRef, str], break_glass: set[ObjectRef], selected: set[ObjectRef] | None,
         options: dict[str, str], inventory: list[ObjectRef], status: dict[str, Any], changes: plan.ChangeSet,
     ) -> dict[ObjectRef, dict[str, Any]]:  # fmt: skip
         """Apply in waves; returns the objects applied, as kube-apiserver answered."""
@@ -638,7 +673,9 @@ class Reconciler:
                 log.info("[%s] created namespace %s (CreateNamespace=true)", key, destination_ns)
         # Record what is about to exist before it exists: a crash mid-sync leaves nothing untracked.
         known = set(inventory)
-        new = [r for r in desired if r not in known and r not in foreign and (not selected or r in selected)]
+        new = [
+            r for r in desired if r not in known and r not in foreign and (selected is None or r in selected)
+        ]
         if new:
             grown = [
                 *status.get("resources", []),
@@ -650,7 +687,7 @@ class Reconciler:
         crds = plan.crd_kinds(desired.values())
         applied: dict[ObjectRef, dict[str, Any]] = {}
         steps = plan.waves(
-            desired[r] for r in desired if r not in foreign and (not selected or r in selected)
+            desired[r] for r in desired if r not in foreign and (selected is None or r in selected)
         )
         if app.get("operation") or len(steps) > 1:
             # Worth an Event of its own when someone asked, or when the sync waits for each step

@@ -765,6 +765,7 @@ def _list(value: Any) -> list[Any]:
 
 
 # --- helm -------------------------------------------------------------------------------------
+HELM_RELEASE_NAME_MAX = 53
 
 
 def _helm(
@@ -782,6 +783,11 @@ def _helm(
     release = _string_option(options, "releaseName", where) or app_name
     if release.startswith("-"):
         raise RenderError(f"{where}.releaseName {release!r} must not start with '-'")
+    if len(release) > HELM_RELEASE_NAME_MAX:
+        raise RenderError(
+            f"the Application's name {release!r} is longer than the {HELM_RELEASE_NAME_MAX} characters "
+            f"Helm allows a release name: set {where}.releaseName"
+        )
     args = [str(bin_dir / "helm"), "template", "--include-crds"]
     if default_namespace:
         args.append(f"--namespace={default_namespace}")

@@ -326,3 +326,13 @@ def non_empty_errors(obj: object, key: str, path: str) -> Iterator[FieldError]:
     for item_path, value in strings(obj, key, path):
         if not value:
             yield invalid(item_path, value, "must not be empty")
+
+
+def parse_time(text: str) -> datetime.datetime | None:
+    """An RFC 3339 time with its offset (``2030-01-01T12:00:00Z``, any case, surrounding spaces
+    ignored); None for anything else, a time without an offset included."""
+    try:
+        parsed = datetime.datetime.fromisoformat(str(text).strip().upper().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None

@@ -85,26 +85,34 @@ def ensure_seal_secret(api: client.ApiClient, namespace: str) -> None:
 
 
 class SealKey:
-    """The seal key, read from its Secret and kept; None until it could be read (re-read at most
+    """The seal key, read from its Secret and kept for ``keep_seconds`` (as the controller keeps
+    it: a Secret made again is picked up by both); None until it could be read (re-read at most
     every ``retry_seconds`` meanwhile)."""
 
-    def __init__(self, api: client.ApiClient, namespace: str, retry_seconds: float = 10.0) -> None:
-        self.api, self.namespace, self.retry_seconds = api, namespace, retry_seconds
+    def __init__(
+        self, api: client.ApiClient, namespace: str, retry_seconds: float = 10.0, keep_seconds: float = 600.0
+    ) -> None:
+        self.api, self.namespace = api, namespace
+        self.retry_seconds, self.keep_seconds = retry_seconds, keep_seconds
         self._key: bytes | None = None
-        self._tried = 0.0
+        self._read_at = -keep_seconds
         self._lock = threading.Lock()
 
+    def _due(self) -> bool:
+        wait = self.keep_seconds if self._key is not None else self.retry_seconds
+        return time.monotonic() - self._read_at >= wait
+
     def __call__(self) -> bytes | None:
-        if self._key is not None:
+        if not self._due():
             return self._key
         with self._lock:
-            if self._key is None and time.monotonic() - self._tried >= self.retry_seconds:
-                self._tried = time.monotonic()
+            if self._due():
+                self._read_at = time.monotonic()
                 try:
                     secret = client.CoreV1Api(self.api).read_namespaced_secret(
                         seals.SECRET_NAME, self.namespace
                     )
                     self._key = base64.b64decode((secret.data or {})[seals.SECRET_KEY]) or None
-                except Exception as exc:  # the guard works on; grants and stamps wait for the key
+                except Exception as exc:  # the guard works on with the key it has, or none
                     log.warning("cannot read the seal key %s/%s: %s", self.namespace, seals.SECRET_NAME, exc)
         return self._key

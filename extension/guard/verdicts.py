@@ -11,7 +11,6 @@ validating webhooks, which decide CREATE, DELETE and scale. Both decide the same
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import datetime
 import json
@@ -23,6 +22,7 @@ from typing import Any, Protocol
 import jsonpatch
 
 from extension.api import seals
+from extension.api.checks import parse_time
 from extension.api.tracking import (
     BREAK_GLASS_GRANT,
     BREAK_GLASS_REASON,
@@ -191,10 +191,8 @@ def break_glass(
         problems.append(f"{user.get('username')} is in none of the break-glass groups ({', '.join(allowed)})")
     if not (reason or "").strip():
         problems.append(f"the annotation {BREAK_GLASS_REASON} must give a reason")
-    expiry = None
-    with contextlib.suppress(ValueError):
-        expiry = datetime.datetime.fromisoformat((until or "").strip().upper().replace("Z", "+00:00"))
-    if expiry is None or expiry.tzinfo is None:
+    expiry = parse_time(until or "")
+    if expiry is None:
         problems.append(
             f"the annotation {BREAK_GLASS_UNTIL} must be an RFC 3339 time such as 2030-01-01T12:00:00Z"
         )

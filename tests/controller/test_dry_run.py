@@ -75,3 +75,30 @@ def test_a_dry_run_sync_changes_nothing_and_reports_each_objects_action_and_diff
     apps.wait_synced("shop", head)
     assert (value(kubectl, namespace, "kept"), value(kubectl, namespace, "new")) == ("2", "1")
     assert value(kubectl, namespace, "gone") is None
+
+
+def test_a_dry_run_on_an_auto_synced_application_does_not_stop_it_deploying_the_new_commit(
+    apps: Apps, git_server: GitServer, repo: str, kubectl: Kubectl, namespace: str
+) -> None:
+    url = git_server.git_url(repo)
+    git_server.commit(repo, {"cm.yaml": configmap("settings", "1")})
+    apps.create("shop", {"repoURL": url}, syncPolicy={"automated": {}})  # auto-sync, no self-heal
+    apps.wait_synced("shop")
+    head = git_server.commit(repo, {"cm.yaml": configmap("settings", "2")})
+    # The dry run fetches Git anew and reports the new commit; auto-sync then deploys it, as it
+    # would have without the dry run (the commit is news to it, whatever the dry run compared).
+    apps.operate("shop", "sync", {"dryRun": True})
+    apps.wait_synced("shop", head)
+    assert value(kubectl, namespace, "settings") == "2"
+    assert apps.get("shop")["status"]["history"][-1]["revision"] == head
+    messages = kubectl(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        "reason=DryRun",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ).stdout
+    assert f"dry run of revision {head[:7]}: 1 configured; nothing was changed" in messages

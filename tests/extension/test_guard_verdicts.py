@@ -437,13 +437,18 @@ def test_a_break_glass_set_by_someone_outside_its_groups_is_not_granted_and_says
     assert "is more than 1h ahead" in warning and "ignores these annotations" in warning
 
 
-def test_a_forged_grant_annotation_grants_nothing() -> None:
+def test_a_grant_forged_in_the_request_is_not_passed_off_as_the_guards() -> None:
+    # Someone outside the groups writes the break-glass annotations with a grant of their own.
     req = glass(request("annotate-unowned.mutating"), "INC-9", IN_30M, "dev")
-    obj = req["object"]
-    obj["metadata"]["annotations"][BREAK_GLASS_GRANT] = json.dumps({"grantedTo": "alice", "seal": "0" * 64})
-    assert seals.granted_to(KEY, obj) is None
-    obj["metadata"]["annotations"][BREAK_GLASS_GRANT] = "not json"
-    assert seals.granted_to(KEY, obj) is None
+    forged = json.dumps({"grantedTo": "alice", "seal": "0" * 64})
+    req["object"]["metadata"]["annotations"][BREAK_GLASS_GRANT] = forged
+    app = app_for(req, mode="warn", break_glass={"groups": ["sre"]})
+    response = verdicts.mutate(req, index_of(app), GuardSettings(), NOW, KEY)
+    assert response["allowed"] is True and "patch" not in response, "the guard seals nothing for them"
+    assert "break-glass not granted" in response["warnings"][0]
+    assert seals.granted_to(KEY, req["object"]) is None, "what they wrote is no grant"
+    req["object"]["metadata"]["annotations"][BREAK_GLASS_GRANT] = "[" * 100_000
+    assert seals.granted_to(KEY, req["object"]) is None, "nor is a value built to crash a parser"
 
 
 # --- what is managed ------------------------------------------------------------------------------------
