@@ -7,12 +7,13 @@ Conflict, Invalid, Forbidden), never about HTTP. Decisions live elsewhere.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +22,7 @@ from kubernetes import client, config
 
 from extension.api import jsoncodec
 from extension.api.schema import GROUP, PLURAL, VERSION
-from extension.api.tracking import FIELD_MANAGER
+from extension.api.tracking import FIELD_MANAGER, IMPERSONATED_BY
 from extension.kubehttp import KubeHTTP, close, events, status_of
 
 log = logging.getLogger(__name__)
@@ -72,15 +73,36 @@ def load_client(kubeconfig: str | None) -> client.ApiClient:
     return client.ApiClient()
 
 
+@dataclass
+class _Discovery:
+    """What discovery found, shared by a Kube and its impersonating copies."""
+
+    resources: dict[tuple[str, str], Resource] = field(default_factory=dict)
+    discovered_at: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class Kube:
     """Thin REST over one ``ApiClient``'s pool and credentials; thread-safe (urllib3's pool is)."""
 
     def __init__(self, api: client.ApiClient, *, timeout: float = 30.0) -> None:
         self.http = KubeHTTP(api, user_agent=f"{FIELD_MANAGER}/v1alpha1")
         self.timeout = timeout
-        self._resources: dict[tuple[str, str], Resource] = {}
-        self._discovered_at = 0.0
-        self._lock = threading.Lock()
+        self.user = ""  # whom every request impersonates; empty: the controller itself
+        self._discovery = _Discovery()
+
+    def _impersonation(self) -> dict[str, str] | None:
+        if not self.user:
+            return None
+        return {"Impersonate-User": self.user, f"Impersonate-Extra-{IMPERSONATED_BY}": FIELD_MANAGER}
+
+    def impersonating(self, user: str) -> Kube:
+        """The same client acting as ``user`` (``Impersonate-User``): kube-apiserver authorizes
+        every request as that user, so its RBAC has the last word. The user extra IMPERSONATED_BY
+        tells the drift guard that the controller sent it. Discovery stays shared."""
+        copied = copy.copy(self)
+        copied.user = user
+        return copied
 
     # --- raw calls ----------------------------------------------------------------------------
     def _send(
@@ -92,7 +114,7 @@ class Kube:
         try:
             response = self.http.send(
                 method, path, query=query, body=body, content_type=content_type, timeout=timeout,
-                stream=stream,
+                stream=stream, headers=self._impersonation(),
             )  # fmt: skip
             if response.status >= 300:
                 data = response.data
@@ -154,16 +176,16 @@ class Kube:
                     group, version, res["kind"], res["name"], bool(res.get("namespaced")),
                     frozenset(res.get("verbs") or ()),
                 ))  # fmt: skip
-        self._resources, self._discovered_at = found, time.monotonic()
+        self._discovery.resources, self._discovery.discovered_at = found, time.monotonic()
 
     def resource(self, group: str, kind: str) -> Resource | None:
         """The resource serving ``kind`` in ``group``; discovery is refreshed when a kind is
         unknown (a CRD applied a moment ago), at most every 5 seconds."""
-        with self._lock:
-            found = self._resources.get((group, kind))
-            if found is None and time.monotonic() - self._discovered_at > 5:
+        with self._discovery.lock:
+            found = self._discovery.resources.get((group, kind))
+            if found is None and time.monotonic() - self._discovery.discovered_at > 5:
                 self._discover()
-                found = self._resources.get((group, kind))
+                found = self._discovery.resources.get((group, kind))
             return found
 
     def resource_for(self, obj: dict[str, Any], wait: float = 0.0) -> Resource:
@@ -174,8 +196,8 @@ class Kube:
         deadline = time.monotonic() + wait
         while (res := self.resource(group, str(obj.get("kind")))) is None and time.monotonic() < deadline:
             time.sleep(1.0)
-            with self._lock:
-                self._discovered_at = 0.0  # the next lookup discovers again
+            with self._discovery.lock:
+                self._discovery.discovered_at = 0.0  # the next lookup discovers again
         if res is None:
             raise KubeError(
                 404, "NotFound", f"the server has no resource for {obj.get('kind')} in {api_version}"

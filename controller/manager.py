@@ -23,6 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from controller import receiver
 from controller.kube import Kube, KubeError, Resource
 from controller.reconcile import Reconciler
+from extension.api.projects import INSTALL_NAMESPACE
+from extension.api.schema import GROUP, VERSION
 from extension.api.tracking import MANAGED_LABEL, MANAGED_VALUE, AppKey, ObjectRef, claimed_app
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,10 @@ class Manager:
         self._from_watch: set[AppKey] = set()  # keys whose copy in apps came from the watch
         self._listening: set[tuple[str, str]] = set()  # (group, kind) whose watch is listed and open
         reconciler.watching = lambda group, kind: (group, kind) in self._listening
+        # AppProjects, from a watch once it has listed them: a change wakes their Applications.
+        self.projects: dict[str, dict[str, Any]] | None = None
+        self._direct_project = reconciler.project
+        reconciler.project = self._project
         self.apps_synced = threading.Event()
         self._watched: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -113,6 +119,7 @@ class Manager:
     # --- workers ------------------------------------------------------------------------------
     def start(self) -> None:
         threads: list[tuple[Callable[[], None], str]] = [
+            (self._watch_projects, "watch-appprojects"),
             (self._watch_apps, "watch-applications"),
             (self._poll, "poll"),
         ]
@@ -223,6 +230,68 @@ class Manager:
             elif old is None or _wants_reconcile(old, obj):
                 self.queue.add(key)
         return version
+
+    # --- AppProjects ----------------------------------------------------------------------------
+    def _project(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            known = self.projects
+        if known is None:  # not listed yet (or the watch failed): read it
+            return self._direct_project(name)
+        return known.get(name)
+
+    def _watch_projects(self) -> None:
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{INSTALL_NAMESPACE}/appprojects"
+        while not self.stop.is_set():
+            try:
+                listing = self.kube.request("GET", path)
+                fresh = {p["metadata"]["name"]: p for p in listing["items"]}
+                with self._lock:
+                    before, self.projects = self.projects or {}, fresh
+                self._wake_projects({n for n in set(before) | set(fresh) if before.get(n) != fresh.get(n)})
+                version = listing["metadata"]["resourceVersion"]
+                query = {"allowWatchBookmarks": "true", "timeoutSeconds": WATCH_SECONDS}
+                while not self.stop.is_set():
+                    for event in self.kube.stream(path, {**query, "resourceVersion": version}, WATCH_SECONDS):
+                        kind, obj = event.get("type"), event.get("object") or {}
+                        if kind == "ERROR":
+                            raise _Gone()
+                        version = obj.get("metadata", {}).get("resourceVersion") or version
+                        if kind in ("ADDED", "MODIFIED", "DELETED"):
+                            name = obj["metadata"]["name"]
+                            with self._lock:
+                                known = self.projects if self.projects is not None else {}
+                                if kind == "DELETED":
+                                    known.pop(name, None)
+                                else:
+                                    known[name] = obj
+                            self._wake_projects({name})
+            except (KubeError, _Gone) as exc:
+                with self._lock:
+                    self.projects = None  # read directly until listed again
+                log.warning(
+                    "watching AppProjects: %s; listing again in 2s", getattr(exc, "message", "expired")
+                )
+                self.stop.wait(2.0)
+            except Exception:
+                with self._lock:
+                    self.projects = None
+                log.exception("watching AppProjects failed unexpectedly; listing again in 5s")
+                self.stop.wait(5.0)
+
+    def _wake_projects(self, names: set[str]) -> None:
+        """A project changed: its Applications are judged again at once (a project tightened stops
+        their next sync, one loosened lets it go)."""
+        if not names:
+            return
+        with self._lock:
+            keys = [
+                k
+                for k, a in self.apps.items()
+                if ((a.get("spec") or {}).get("project") or "default") in names
+            ]
+        for key in keys:
+            self.reconciler.forget(key)
+            self.queue.add(key)
 
     def _deleted(self, app: dict[str, Any]) -> None:
         self.reconciler.drop(AppKey(app["metadata"]["namespace"], app["metadata"]["name"]))

@@ -30,8 +30,9 @@ from controller.kube import Kube, KubeError, Resource
 from controller.metrics import Metrics
 from controller.render import Limits
 from controller.sources import Sources
-from extension.api import jsoncodec, seals
+from extension.api import jsoncodec, projects, seals
 from extension.api.checks import parse_time
+from extension.api.schema import GROUP, VERSION
 from extension.api.tracking import (
     BREAK_GLASS_GRANT,
     BREAK_GLASS_REASON,
@@ -113,6 +114,8 @@ class Reconciler:
             limits=options.limits, poll_seconds=options.poll_seconds,
         )  # fmt: skip
         self._lock = threading.Lock()
+        # Per worker thread, for the reconcile it runs: the project and the objects' client.
+        self._local = threading.local()
         self._seal: tuple[bytes | None, float] = (None, -SEAL_KEEP_SECONDS)  # (key, monotonic read)
         # resourceVersions this controller wrote, so that the watch can skip its own echoes.
         self.written: dict[tuple[str, str, str, str], str] = {}
@@ -127,6 +130,8 @@ class Reconciler:
         # Whether a watch reports changes to a kind (set by the manager): only then may an
         # Application of that kind skip a compare.
         self.watching: Callable[[str, str], bool] = lambda group, kind: False
+        # The AppProject of a name, None when missing (the manager answers from its watch).
+        self.project: Callable[[str], dict[str, Any] | None] = self.read_project
 
     # --- what the watches tell ----------------------------------------------------------------
     def touch(self, key: AppKey) -> None:
@@ -200,6 +205,13 @@ class Reconciler:
     def _build(self, app: dict[str, Any], key: AppKey, source: dict[str, Any], revision: str) -> Target:
         spec = app.get("spec") or {}
         url = str(source.get("repoURL") or "")
+        name, project = self._local.project
+        if not projects.repo_allowed(project, url):
+            # Checked again for every source, a rollback's from history included: never fetched.
+            raise st.Step(
+                st.PROJECT_DENIED, f"repository {url}: project {name} does not allow it in sourceRepos; "
+                "nothing was fetched, applied or pruned", temporary=False,
+            )  # fmt: skip
         target = Target(revision, source)
         # A sync or rollback request deploys what Git holds now, not what the last poll saw.
         target.sha = self.sources.resolve(url, revision, refresh=bool(app.get("operation")))
@@ -218,7 +230,69 @@ class Reconciler:
             target.objects = plan.prepare(rendered, key, destination_ns, self._namespaced)
         except plan.PlanError as exc:
             raise st.Step(st.RENDER_FAILED, str(exc), temporary=False) from exc
+        server, dest_name, _ = projects.destination(spec.get("destination"))
+        refused = projects.object_refusals(project, name, server, dest_name, (
+            (*plan.group_kind(o), str(o["metadata"].get("namespace") or ""), str(o["metadata"]["name"]),
+             bool(o["metadata"].get("namespace")))
+            for o in target.objects
+        ))  # fmt: skip
+        if refused:
+            listed = "; ".join(str(r) for r in refused[:10]) + (
+                f"; and {len(refused) - 10} more" if len(refused) > 10 else ""
+            )
+            raise st.Step(
+                st.PROJECT_DENIED,
+                f"revision {st.short(target.sha)}: {listed}. Nothing was applied or pruned; "
+                "what is deployed stays",
+                temporary=False,
+            )
         return target
+
+    def _objects(self) -> Kube:
+        """The client for the Application's objects (reads, dry runs, applies, prunes): as the
+        ServiceAccount its project names for the destination, when it names one."""
+        kube: Kube = getattr(self._local, "kube", self.kube)
+        return kube
+
+    def read_project(self, name: str) -> dict[str, Any] | None:
+        """The AppProject ``name`` as stored now, None when missing (``project`` asks this unless the
+        manager answers from its watch)."""
+        found: dict[str, Any] | None = self.kube._get(
+            f"/apis/{GROUP}/{VERSION}/namespaces/{projects.INSTALL_NAMESPACE}/appprojects/{name}"
+        )
+        return found
+
+    def _enter_project(self, app: dict[str, Any]) -> None:
+        """Judge the Application by its project, and act as whom the project names: every step after
+        this reads ``self._local``. Raises ProjectDenied."""
+        spec, meta = app.get("spec") or {}, app["metadata"]
+        name = str(spec.get("project") or projects.DEFAULT_PROJECT)
+        project = self.project(name)
+        if project is None:
+            raise st.Step(
+                st.PROJECT_DENIED,
+                f"project {name} does not exist in {projects.INSTALL_NAMESPACE}; nothing was fetched, "
+                "applied or pruned, and what is deployed stays",
+                temporary=False,
+            )
+        refused = projects.application_refusals(project, name, str(meta.get("namespace") or ""), spec)
+        if refused:
+            raise st.Step(
+                st.PROJECT_DENIED,
+                "; ".join(str(r) for r in refused)
+                + ". Nothing was fetched, applied or pruned; what is deployed stays",
+                temporary=False,
+            )
+        server, _, namespace = projects.destination(spec.get("destination"))
+        try:
+            user = projects.service_account(project, server, namespace)
+        except projects.ProjectError as exc:
+            raise st.Step(st.PROJECT_DENIED, f"project {name}: {exc}", temporary=False) from exc
+        self._local.project = (name, project)
+        self._local.kube = self.kube.impersonating(user) if user else self.kube
+
+    def _leave_project(self) -> None:
+        self._local.__dict__.clear()
 
     def _namespaced(self, group: str, kind: str) -> bool | None:
         res = self.kube.resource(group, kind)
@@ -244,6 +318,7 @@ class Reconciler:
         spec = app.get("spec") or {}
         try:
             _check_spec(app)
+            self._enter_project(app)
             target = self._target(app, key)
             self._sync_and_assess(app, key, target, status, now)
             status["conditions"] = st.set_condition(
@@ -266,6 +341,7 @@ class Reconciler:
             failed = st.Step(st.APPLY_FAILED, exc.message, exc.temporary)
             outcome = self._failed(app, key, status, failed, now)
         finally:
+            self._leave_project()
             status["reconciledAt"] = now
             if not self._paused(app):
                 status["observedGeneration"] = app["metadata"].get("generation", 1)
@@ -284,7 +360,9 @@ class Reconciler:
             status.get("conditions") or [], st.READY, "False", exc.reason, exc.message, now
         )
         status.setdefault("sync", {})["status"] = (
-            "Unknown" if exc.reason in (st.FETCH_FAILED, st.RENDER_FAILED, st.INVALID_SPEC) else "OutOfSync"
+            "Unknown"
+            if exc.reason in (st.FETCH_FAILED, st.RENDER_FAILED, st.INVALID_SPEC, st.PROJECT_DENIED)
+            else "OutOfSync"
         )
         status["sync"].setdefault("revision", "")
         if app.get("operation"):
@@ -317,7 +395,7 @@ class Reconciler:
         CustomResourceDefinition in the same sync brings it) has no live objects either."""
         res = self.kube.resource(*plan.group_kind(obj))
         meta = obj["metadata"]
-        return None if res is None else self.kube.get(res, meta.get("namespace", ""), meta["name"])
+        return None if res is None else self._objects().get(res, meta.get("namespace", ""), meta["name"])
 
     def _compare(
         self, obj: dict[str, Any], live: dict[str, Any] | None, rules: list[dict[str, Any]]
@@ -326,7 +404,7 @@ class Reconciler:
         even exist yet, as Argo CD's SkipDryRunOnMissingResource)."""
         if live is None:
             return None
-        predicted = self.kube.apply(obj, dry_run=True)
+        predicted = self._objects().apply(obj, dry_run=True)
         return diff.drift(live, predicted, rules)
 
     def seal_key(self) -> bytes | None:
@@ -568,7 +646,7 @@ class Reconciler:
                         changes.add(ref, "created", note)
                         diffs[ref] = diff.unified(None, predicted or obj, rules, str(ref))
                     elif fields:
-                        predicted = self.kube.apply(obj, dry_run=True)
+                        predicted = self._objects().apply(obj, dry_run=True)
                         changes.add(ref, "configured", f"fields: {', '.join(fields[:10])}")
                         diffs[ref] = diff.unified(current, predicted, rules, str(ref))
                     else:
@@ -616,9 +694,9 @@ class Reconciler:
         namespace = obj["metadata"].get("namespace") or ""
         if res.namespaced and namespace in created_namespaces:
             ns = self.kube.resource("", "Namespace")
-            if ns is not None and self.kube.get(ns, "", namespace) is None:
+            if ns is not None and self._objects().get(ns, "", namespace) is None:
                 return None, f"namespace {namespace} is created by this sync: not dry-run"
-        return self.kube.apply(obj, dry_run=True), ""
+        return self._objects().apply(obj, dry_run=True), ""
 
     def _end_break_glass(
         self, app: dict[str, Any], ref: ObjectRef, obj: dict[str, Any], live: dict[str, Any] | None
@@ -639,7 +717,7 @@ class Reconciler:
             if name in annotations
         ]
         try:
-            ended = self.kube.patch(res, ref.namespace, ref.name, patch, json_patch=True)
+            ended = self._objects().patch(res, ref.namespace, ref.name, patch, json_patch=True)
         except KubeError as exc:
             log.warning("[%s/%s] could not remove the expired break-glass from %s: %s",
                         app["metadata"]["namespace"], app["metadata"]["name"], ref, exc.message)  # fmt: skip
@@ -652,7 +730,7 @@ class Reconciler:
     def _inventory_live(self, ref: ObjectRef) -> tuple[Resource, dict[str, Any]] | None:
         """An inventory entry's live object with its resource, or None when it is gone."""
         res = self.kube.resource(ref.group, ref.kind)
-        obj = None if res is None else self.kube.get(res, ref.namespace, ref.name)
+        obj = None if res is None else self._objects().get(res, ref.namespace, ref.name)
         return None if res is None or obj is None else (res, obj)
 
     def _sync(
@@ -666,8 +744,8 @@ class Reconciler:
         destination_ns = str((spec.get("destination") or {}).get("namespace") or "")
         if options.get("CreateNamespace") == "true" and destination_ns:
             ns = self.kube.resource("", "Namespace")
-            if ns is not None and self.kube.get(ns, "", destination_ns) is None:
-                self.kube.request("POST", "/api/v1/namespaces", body={
+            if ns is not None and self._objects().get(ns, "", destination_ns) is None:
+                self._objects().request("POST", "/api/v1/namespaces", body={
                     "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": destination_ns},
                 })  # fmt: skip
                 log.info("[%s] created namespace %s (CreateNamespace=true)", key, destination_ns)
@@ -710,7 +788,7 @@ class Reconciler:
                     self.kube.resource_for(
                         obj, wait=self.options.wave_timeout if (ref.group, ref.kind) in crds else 0.0
                     )
-                    result = self.kube.apply(obj)
+                    result = self._objects().apply(obj)
                 except KubeError as exc:
                     changes.add(ref, "failed", f"{exc.reason}: {exc.message}")
                     continue
@@ -788,7 +866,7 @@ class Reconciler:
                     # Never prune what this Application does not own by its tracking id.
                     changes.add(ref, "pruned", "no longer carries this Application's tracking id; left alone")
                     continue
-                self.kube.delete(res, ref.namespace, ref.name, uid=obj["metadata"].get("uid"))
+                self._objects().delete(res, ref.namespace, ref.name, uid=obj["metadata"].get("uid"))
                 changes.add(ref, "pruned")
                 self.kube.event(app, "Normal", "Pruned", f"{ref} left Git and was deleted")
             except KubeError as exc:
@@ -950,10 +1028,28 @@ class Reconciler:
                 body["status"] = status
         raise KubeError(409, "Conflict", "could not write status after 5 conflicts")
 
+    def _as_project_or_self(self, app: dict[str, Any]) -> None:
+        """For a deletion: act as the project's ServiceAccount when it still names one, else as the
+        controller (the objects were deployed under the project, and a deletion only removes what
+        this Application's inventory and tracking ids name)."""
+        try:
+            self._enter_project(app)
+        except st.Step as exc:
+            log.info("[%s/%s] deleting as the controller: %s", app["metadata"]["namespace"],
+                     app["metadata"]["name"], exc.message)  # fmt: skip
+            self._local.kube = self.kube
+
     def _finalize(self, app: dict[str, Any], key: AppKey) -> Outcome:
         finalizers = app["metadata"].get("finalizers") or []
         if RESOURCES_FINALIZER not in finalizers:
             return Outcome()
+        self._as_project_or_self(app)
+        try:
+            return self._delete_inventory(app, key, finalizers)
+        finally:
+            self._leave_project()
+
+    def _delete_inventory(self, app: dict[str, Any], key: AppKey, finalizers: list[str]) -> Outcome:
         remaining = []
         for ref in plan.plan_prune(
             st.inventory(app.get("status") or {}), [], prune=True, confirmed=True
@@ -963,7 +1059,7 @@ class Reconciler:
                 continue
             res, obj = found
             try:
-                self.kube.delete(res, ref.namespace, ref.name, uid=obj["metadata"].get("uid"))
+                self._objects().delete(res, ref.namespace, ref.name, uid=obj["metadata"].get("uid"))
                 log.info("[%s] deleted %s (Application deleted)", key, ref)
             except KubeError as exc:
                 remaining.append(f"{ref}: {exc.message}")
@@ -984,6 +1080,13 @@ class Reconciler:
         """An Application deleted without the resources finalizer: its objects stay, without
         the managed marks, so the guard lets them go."""
         key = AppKey(app["metadata"]["namespace"], app["metadata"]["name"])
+        self._as_project_or_self(app)
+        try:
+            self._release(key, app)
+        finally:
+            self._leave_project()
+
+    def _release(self, key: AppKey, app: dict[str, Any]) -> None:
         for ref in st.inventory(app.get("status") or {}):
             found = self._inventory_live(ref)
             if found is None or claimed_app(found[1]) != key:
@@ -993,7 +1096,7 @@ class Reconciler:
                 "metadata": {"labels": {MANAGED_LABEL: None}, "annotations": {TRACKING_ANNOTATION: None}}
             }
             try:
-                self.kube.patch(res, ref.namespace, ref.name, patch)
+                self._objects().patch(res, ref.namespace, ref.name, patch)
                 log.info("[%s] released %s (Application deleted without %s)", key, ref, RESOURCES_FINALIZER)
             except KubeError as exc:
                 log.warning("[%s] could not release %s: %s", key, ref, exc.message)

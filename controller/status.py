@@ -23,6 +23,7 @@ APPLY_FAILED = "ApplyFailed"
 PRUNE_FAILED = "PruneFailed"
 HEALTH_DEGRADED = "HealthDegraded"
 INVALID_SPEC = "InvalidSpec"
+PROJECT_DENIED = "ProjectDenied"
 
 
 def set_condition(

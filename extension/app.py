@@ -21,11 +21,12 @@ from flask import Flask, Response, request, stream_with_context
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from extension.api import discovery, errors, jsoncodec, managed_fields, openapi, selectors, table
-from extension.api.schema import GROUP, PLURAL, VERSION
+from extension.api.kinds import Kind
+from extension.api.schema import GROUP, VERSION
 from extension.auth import Attributes, RequestHeaderConfig, User, authenticate
 from extension.guard import reviews
 from extension.guard.webhook import MAX_REVIEW_BYTES, Guard
-from extension.resources import Applications, Result, WriteOptions
+from extension.resources import Applications, Resources, Result, WriteOptions
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Deps:
     peer_cert: Callable[[dict[str, Any]], dict[str, Any] | None] = field(
         default=lambda environ: _gunicorn_peer_cert(environ)
     )
+    projects: Resources | None = None  # AppProjects; None serves none
 
 
 def _gunicorn_peer_cert(environ: dict[str, Any]) -> dict[str, Any] | None:
@@ -252,136 +254,159 @@ def create_app(deps: Deps) -> Flask:
             response.headers["Cache-Control"] = "public, immutable"
         return response
 
-    apps = deps.applications
-
     def respond(result: Result) -> Response:
         return _json(result.body, result.code, result.warnings)
 
-    def list_or_watch(namespace: str | None, who: User) -> Response:
-        watching = request.args.get("watch") in ("true", "1")
-        authorize(who, Attributes("watch" if watching else "list", PLURAL, namespace))
-        labels = selectors.label_selector(request.args.get("labelSelector"))
-        fields = selectors.field_selector(request.args.get("fieldSelector"))
+    def serve(res: Resources) -> None:
+        """The routes of one kind: collection, item, status, operations."""
+        kind: Kind = res.kind
+        plural = kind.plural
 
-        def match(app_: dict[str, Any]) -> bool:
-            return labels(app_["metadata"].get("labels") or {}) and fields(app_)
+        def list_or_watch(namespace: str | None, who: User) -> Response:
+            watching = request.args.get("watch") in ("true", "1")
+            authorize(who, Attributes("watch" if watching else "list", plural, namespace))
+            labels = selectors.label_selector(request.args.get("labelSelector"))
+            fields = selectors.field_selector(request.args.get("fieldSelector"))
 
-        as_table = table.wants_table(request.headers.get("Accept", ""))
-        include = request.args.get("includeObject", "Metadata")
-        rv = request.args.get("resourceVersion") or None
-        if watching:
-            timeout_arg = request.args.get("timeoutSeconds") or str(WATCH_TIMEOUT_DEFAULT)
-            if not timeout_arg.isdigit():
-                raise errors.bad_request(
-                    f"timeoutSeconds must be a non-negative integer, not {timeout_arg!r}"
-                )
-            timeout = int(timeout_arg)
-            bookmarks = request.args.get("allowWatchBookmarks") == "true" and not as_table
-            initial = request.args.get("sendInitialEvents") == "true"
-            events = apps.watch(namespace, rv, timeout, initial)
-            if request.args.get("labelSelector") or request.args.get("fieldSelector"):
-                # What the client holds: from a resourceVersion, what it listed (as it matches now);
-                # otherwise nothing yet, and the initial events add it.
-                known: set[tuple[str, str]] = set()
-                if rv not in (None, "0") and not initial:
-                    known = {
-                        (a["metadata"]["namespace"], a["metadata"]["name"])
-                        for a in apps.list(namespace, match)[0]
-                    }
-                events = selected_events(events, match, known)
-            stream = _watch_stream(events, as_table, include, bookmarks, deps.clock)
-            if not watch_slots.acquire(blocking=False):
-                raise errors.APIError(
-                    429, "TooManyRequests",
-                    f"this extension replica already serves {deps.max_watches} watches; retry shortly",
-                    {"retryAfterSeconds": 1},
-                )  # fmt: skip
-            return Response(stream_with_context(_released(stream, watch_slots)), mimetype="application/json")
-        items, list_rv = apps.list(namespace, match, rv)
-        if as_table:
-            return _json(table.table(items, deps.clock(), resource_version=list_rv, include_object=include))
-        return _json(
-            {"kind": "ApplicationList", "apiVersion": f"{GROUP}/{VERSION}",
-             "metadata": {"resourceVersion": list_rv}, "items": items}
-        )  # fmt: skip
+            def match(obj: dict[str, Any]) -> bool:
+                return labels(obj["metadata"].get("labels") or {}) and fields(obj)
 
-    def one(app_: dict[str, Any]) -> Response:
-        if table.wants_table(request.headers.get("Accept", "")):
+            as_table = table.wants_table(request.headers.get("Accept", ""))
             include = request.args.get("includeObject", "Metadata")
+            rv = request.args.get("resourceVersion") or None
+            if watching:
+                timeout_arg = request.args.get("timeoutSeconds") or str(WATCH_TIMEOUT_DEFAULT)
+                if not timeout_arg.isdigit():
+                    raise errors.bad_request(
+                        f"timeoutSeconds must be a non-negative integer, not {timeout_arg!r}"
+                    )
+                timeout = int(timeout_arg)
+                bookmarks = request.args.get("allowWatchBookmarks") == "true" and not as_table
+                initial = request.args.get("sendInitialEvents") == "true"
+                events = res.watch(namespace, rv, timeout, initial)
+                if request.args.get("labelSelector") or request.args.get("fieldSelector"):
+                    # What the client holds: from a resourceVersion, what it listed (as it matches
+                    # now); otherwise nothing yet, and the initial events add it.
+                    known: set[tuple[str, str]] = set()
+                    if rv not in (None, "0") and not initial:
+                        known = {
+                            (a["metadata"]["namespace"], a["metadata"]["name"])
+                            for a in res.list(namespace, match)[0]
+                        }
+                    events = selected_events(events, match, known)
+                stream = _watch_stream(events, kind, as_table, include, bookmarks, deps.clock)
+                if not watch_slots.acquire(blocking=False):
+                    raise errors.APIError(
+                        429, "TooManyRequests",
+                        f"this extension replica already serves {deps.max_watches} watches; retry shortly",
+                        {"retryAfterSeconds": 1},
+                    )  # fmt: skip
+                return Response(
+                    stream_with_context(_released(stream, watch_slots)), mimetype="application/json"
+                )
+            items, list_rv = res.list(namespace, match, rv)
+            if as_table:
+                return _json(
+                    table.table(
+                        items, deps.clock(), kind=kind, resource_version=list_rv, include_object=include
+                    )
+                )
             return _json(
-                table.table([app_], deps.clock(), resource_version=app_["metadata"]["resourceVersion"],
-                            include_object=include)
+                {"kind": kind.list_kind, "apiVersion": f"{GROUP}/{VERSION}",
+                 "metadata": {"resourceVersion": list_rv}, "items": items}
             )  # fmt: skip
-        return _json(app_)
 
-    @app.get(f"{PREFIX}/{PLURAL}")
-    def all_namespaces() -> Response:
-        return list_or_watch(None, user())
+        def one(obj: dict[str, Any]) -> Response:
+            if table.wants_table(request.headers.get("Accept", "")):
+                include = request.args.get("includeObject", "Metadata")
+                rv = obj["metadata"]["resourceVersion"]
+                return _json(
+                    table.table([obj], deps.clock(), kind=kind, resource_version=rv, include_object=include)
+                )
+            return _json(obj)
 
-    @app.route(f"{PREFIX}/namespaces/<namespace>/{PLURAL}", methods=["GET", "POST", "DELETE"])
-    def collection(namespace: str) -> Response:
-        who = user()
-        if request.method == "GET":
-            return list_or_watch(namespace, who)
-        if request.method == "POST":
-            authorize(who, Attributes("create", PLURAL, namespace))
-            return respond(apps.create(namespace, _body(), _write_options()))
-        authorize(who, Attributes("deletecollection", PLURAL, namespace))
-        labels = selectors.label_selector(request.args.get("labelSelector"))
-        fields = selectors.field_selector(request.args.get("fieldSelector"))
-        return _json(
-            apps.delete_collection(
-                namespace, lambda a: labels(a["metadata"].get("labels") or {}) and fields(a), _write_options()
+        def all_namespaces() -> Response:
+            return list_or_watch(None, user())
+
+        def collection(namespace: str) -> Response:
+            who = user()
+            if request.method == "GET":
+                return list_or_watch(namespace, who)
+            if request.method == "POST":
+                authorize(who, Attributes("create", plural, namespace))
+                return respond(res.create(namespace, _body(), _write_options()))
+            authorize(who, Attributes("deletecollection", plural, namespace))
+            labels = selectors.label_selector(request.args.get("labelSelector"))
+            fields = selectors.field_selector(request.args.get("fieldSelector"))
+            return _json(
+                res.delete_collection(
+                    namespace,
+                    lambda a: labels(a["metadata"].get("labels") or {}) and fields(a),
+                    _write_options(),
+                )
             )
-        )
 
-    @app.route(f"{PREFIX}/namespaces/<namespace>/{PLURAL}/<name>", methods=["GET", "PUT", "PATCH", "DELETE"])
-    def item(namespace: str, name: str) -> Response:
-        who = user()
-        verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[request.method]
-        if verb == "get":
-            # The review and the read at once: a GET waits for the slower of the two, not both.
-            # Nothing read is answered before the review allows it, and a denial wins over the
-            # read's own error (a 404 would tell who may not look that the name is free).
-            review = reviews_pool.submit(authorize, who, Attributes(verb, PLURAL, namespace, name))
-            try:
-                found = apps.get(namespace, name, request.args.get("resourceVersion") or None)
-            except Exception:
+        def item(namespace: str, name: str) -> Response:
+            who = user()
+            verb = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[request.method]
+            if verb == "get":
+                # The review and the read at once: a GET waits for the slower of the two, not both.
+                # Nothing read is answered before the review allows it, and a denial wins over the
+                # read's own error (a 404 would tell who may not look that the name is free).
+                review = reviews_pool.submit(authorize, who, Attributes(verb, plural, namespace, name))
+                try:
+                    found = res.get(namespace, name, request.args.get("resourceVersion") or None)
+                except Exception:
+                    review.result()
+                    raise
                 review.result()
-                raise
-            review.result()
-            return one(found)
-        authorize(who, Attributes(verb, PLURAL, namespace, name))
-        if verb == "update":
-            return respond(apps.update(namespace, name, _body(), _write_options()))
-        if verb == "patch":
-            return respond(apps.patch(namespace, name, request.content_type or "", _body(), _write_options()))
-        options = _body() or {}
-        if not isinstance(options, dict):
-            raise errors.bad_request("the DELETE body must be a DeleteOptions object")
-        return respond(apps.delete(namespace, name, _write_options(), options.get("preconditions")))
+                return one(found)
+            authorize(who, Attributes(verb, plural, namespace, name))
+            if verb == "update":
+                return respond(res.update(namespace, name, _body(), _write_options()))
+            if verb == "patch":
+                return respond(
+                    res.patch(namespace, name, request.content_type or "", _body(), _write_options())
+                )
+            options = _body() or {}
+            if not isinstance(options, dict):
+                raise errors.bad_request("the DELETE body must be a DeleteOptions object")
+            return respond(res.delete(namespace, name, _write_options(), options.get("preconditions")))
 
-    @app.route(f"{PREFIX}/namespaces/<namespace>/{PLURAL}/<name>/status", methods=["GET", "PUT", "PATCH"])
-    def status(namespace: str, name: str) -> Response:
-        who = user()
-        verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}[request.method]
-        authorize(who, Attributes(verb, PLURAL, namespace, name, subresource="status"))
-        if verb == "get":
-            return one(apps.get(namespace, name, request.args.get("resourceVersion") or None))
-        if verb == "update":
-            return respond(apps.update(namespace, name, _body(), _write_options(), status=True))
-        return respond(
-            apps.patch(namespace, name, request.content_type or "", _body(), _write_options(), status=True)
-        )
+        def status(namespace: str, name: str) -> Response:
+            who = user()
+            verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}[request.method]
+            authorize(who, Attributes(verb, plural, namespace, name, subresource="status"))
+            if verb == "get":
+                return one(res.get(namespace, name, request.args.get("resourceVersion") or None))
+            if verb == "update":
+                return respond(res.update(namespace, name, _body(), _write_options(), status=True))
+            return respond(
+                res.patch(namespace, name, request.content_type or "", _body(), _write_options(), status=True)
+            )
 
-    @app.post(f"{PREFIX}/namespaces/<namespace>/{PLURAL}/<name>/<operation>")
+        base = f"{PREFIX}/namespaces/<namespace>/{plural}"
+        app.add_url_rule(f"{PREFIX}/{plural}", f"{plural}_all", all_namespaces, methods=["GET"])
+        app.add_url_rule(base, f"{plural}_collection", collection, methods=["GET", "POST", "DELETE"])
+        app.add_url_rule(f"{base}/<name>", f"{plural}_item", item, methods=["GET", "PUT", "PATCH", "DELETE"])
+        if kind.status:
+            app.add_url_rule(
+                f"{base}/<name>/status", f"{plural}_status", status, methods=["GET", "PUT", "PATCH"]
+            )
+
+    apps = deps.applications
+    serve(apps)
+    if deps.projects is not None:
+        serve(deps.projects)
+
+    @app.post(f"{PREFIX}/namespaces/<namespace>/{apps.kind.plural}/<name>/<operation>")
     def operate(namespace: str, name: str, operation: str) -> Response:
-        if operation not in ("sync", "rollback"):
+        if operation not in apps.kind.operations:
             raise errors.APIError(
                 404, "NotFound", f"the server could not find the requested resource ({operation})"
             )
         who = user()
-        authorize(who, Attributes("create", PLURAL, namespace, name, subresource=operation))
+        authorize(who, Attributes("create", apps.kind.plural, namespace, name, subresource=operation))
         return respond(apps.operate(namespace, name, operation, _body(), who.name, _write_options()))
 
     return app
@@ -418,6 +443,7 @@ def _released(stream: Iterator[bytes], slots: threading.BoundedSemaphore) -> Ite
 
 def _watch_stream(
     events: Iterator[dict[str, Any]],
+    served: Kind,
     as_table: bool,
     include: str,
     bookmarks: bool,
@@ -429,8 +455,8 @@ def _watch_stream(
             if kind == "BOOKMARK" and not bookmarks:
                 continue
             if kind in ("ADDED", "MODIFIED", "DELETED") and as_table:
-                obj = table.table([obj], clock(), resource_version=obj["metadata"]["resourceVersion"],
-                                      include_object=include)  # fmt: skip
+                rv = obj["metadata"]["resourceVersion"]
+                obj = table.table([obj], clock(), kind=served, resource_version=rv, include_object=include)
             yield jsoncodec.dumps({"type": kind, "object": obj}) + b"\n"
     except errors.APIError as exc:
         yield jsoncodec.dumps({"type": "ERROR", "object": exc.status()}) + b"\n"

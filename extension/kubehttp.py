@@ -64,24 +64,25 @@ class KubeHTTP:
         timeout: float | tuple[float, float] = 30.0,
         stream: bool = False,
         accept: str = "",
+        headers: dict[str, str] | None = None,
     ) -> urllib3.BaseHTTPResponse:
         """The response, read unless ``stream`` (then the caller ends it with :func:`close`).
         Query values of None are left out; booleans are sent as kube spells them. ``accept``
-        replaces the default ``application/json``."""
+        replaces the default ``application/json``; ``headers`` are added (impersonation)."""
         url = self.base + path
         params = [(k, _text(v)) for k, v in (query or {}).items() if v is not None]
         if params:
             url += "?" + urlencode(params)
-        headers = dict(self._credentials())  # urllib3 may add to it
+        sent = {**self._credentials(), **(headers or {})}  # a copy: urllib3 may add to it
         if accept:
-            headers["Accept"] = accept
+            sent["Accept"] = accept
         data = None
         if body is not None:
-            headers["Content-Type"] = content_type
+            sent["Content-Type"] = content_type
             data = body if isinstance(body, bytes) else jsoncodec.dumps(body)
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         return self.pool.request(
-            method, url, body=data, headers=headers, preload_content=not stream,
+            method, url, body=data, headers=sent, preload_content=not stream,
             timeout=urllib3.Timeout(connect=connect, read=read),
         )  # fmt: skip
 

@@ -392,6 +392,15 @@ class Resources:
             "items": deleted,
         }
 
+    def watch(
+        self,
+        namespace: str | None,
+        resource_version: str | None,
+        timeout: int,
+        send_initial_events: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        return self.store.watch(namespace, resource_version, timeout, send_initial_events)
+
 
 @dataclass
 class Applications(Resources):
@@ -439,12 +448,3 @@ class Applications(Resources):
                 if exc.code != 409:
                     raise
         raise errors.conflict(self.kind, name, "too many concurrent writes; try again")
-
-    def watch(
-        self,
-        namespace: str | None,
-        resource_version: str | None,
-        timeout: int,
-        send_initial_events: bool = False,
-    ) -> Iterator[dict[str, Any]]:
-        return self.store.watch(namespace, resource_version, timeout, send_initial_events)

@@ -15,6 +15,7 @@ from typing import Any
 from kubernetes import client, config
 
 from certs import files, serving
+from extension.api.kinds import APPPROJECTS
 from extension.app import Deps, create_app
 from extension.auth import Authorizer, RequestHeaderConfig
 from extension.guard.index import AppIndex, IndexSync
@@ -23,9 +24,10 @@ from extension.guard.verdicts import GuardSettings
 from extension.guard.webhook import Guard
 from extension.kubehttp import KubeHTTP
 from extension.namespaces import NamespacePhases
-from extension.resources import Applications
+from extension.resources import Applications, Resources
 from extension.settings import Settings
 from extension.storage import Store
+from extension.tenancy import ensure_default_project, project_policy
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,18 @@ def prepare(settings: Settings) -> dict[str, str]:
     """Certificates, TLS files and the guard's seal key before gunicorn binds; returns its
     certfile, keyfile, ca_certs."""
     refresh_tls(settings)
-    ensure_seal_secret(api_client(settings), settings.namespace)
+    api = api_client(settings)
+    ensure_seal_secret(api, settings.namespace)
+    ensure_default_project(
+        Resources(
+            Store(
+                KubeHTTP(api, user_agent="driftguard-extension/v1alpha1"),
+                settings.namespace,
+                kind=APPPROJECTS,
+            ),
+            APPPROJECTS,
+        )
+    )
     directory = Path(settings.cert_dir)
     return {
         "certfile": str(directory / "tls.pem"),
@@ -149,6 +162,7 @@ def build_app(settings: Settings | None = None) -> Any:
     namespaces = NamespacePhases(http)
     namespaces.start()
     store = Store(http, settings.namespace, namespaces)
+    projects = Resources(Store(http, settings.namespace, namespaces, kind=APPPROJECTS), APPPROJECTS)
     requestheader = RequestHeaderWatch(api)
     # Each worker keeps its own index of Applications, from one list and a watch of the storage.
     index = AppIndex()
@@ -168,7 +182,10 @@ def build_app(settings: Settings | None = None) -> Any:
 
     return create_app(
         Deps(
-            applications=Applications(store, recent=index.latest, reads=index),
+            applications=Applications(
+                store, policy=project_policy(projects), recent=index.latest, reads=index
+            ),
+            projects=projects,
             authorizer=Authorizer(http),
             requestheader=lambda: requestheader.current,
             readiness=readiness,

@@ -60,8 +60,22 @@ else
   log "serving the example repository at git://127.0.0.1:${DEMO_GIT_PORT}/shop.git"
 fi
 
-log "creating the Application demo/shop ..."
+log "creating the tenant namespace demo, its project demo (made by the cluster admin) and the Application demo/shop ..."
 k create namespace demo --dry-run=client -o yaml | k apply -f - >/dev/null
+# The team in namespace demo may deploy this repository into its own namespace, namespaced kinds
+# only: the bounds a cluster admin sets for a tenant (README, "Projects").
+k apply -f - >/dev/null <<YAML
+apiVersion: gitops.driftguard.io/v1alpha1
+kind: AppProject
+metadata:
+  name: demo
+  namespace: driftguard-system
+spec:
+  description: The demo team
+  sourceNamespaces: [demo]
+  sourceRepos: [git://127.0.0.1:${DEMO_GIT_PORT}/shop.git]
+  destinations: [{server: "*", namespace: demo}]
+YAML
 k apply -f - >/dev/null <<YAML
 apiVersion: gitops.driftguard.io/v1alpha1
 kind: Application
@@ -76,6 +90,7 @@ spec:
     targetRevision: main
   destination:
     namespace: demo
+  project: demo
   syncPolicy:
     automated: {prune: true, selfHeal: true}
   driftGuard:
@@ -110,6 +125,7 @@ controller (http://127.0.0.1:8081/metrics), logs in .local/logs/. Try:
   export KUBECONFIG=${KUBECONFIG_PATH}
   export PATH=${LOCAL_BIN}:\$PATH        # the pinned kubectl ${KUBE_VERSION} and helm ${HELM_VERSION}
   kubectl get applications -A -o wide        # served by driftguard's aggregated API
+  kubectl get appprojects -n driftguard-system -o wide   # what each team may deploy, where
   kubectl describe application -n demo shop  # resources, history, Events
   kubectl -n demo get applications -w        # and, in another terminal, change Git:
 

@@ -7,6 +7,7 @@ stopped at the end unless DRIFTGUARD_KEEP_CLUSTER=1.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes import client, config
 
-from tests.support.cluster import LOCAL_DIR, REPO_ROOT, Cluster, running_pid
+from tests.support.cluster import LOCAL_DIR, REPO_ROOT, TEST_PROJECT, Cluster, running_pid
 from tests.support.gitserver import GitServer
 from tests.support.waiting import wait_for
 
@@ -60,6 +61,19 @@ def driftguard(cluster: Cluster) -> Iterator[Cluster]:
         pytest.fail(
             f"hack/install-local.sh failed (exit {up.returncode}):\n{up.stderr[-4000:]}", pytrace=False
         )
+    project = {
+        "apiVersion": "gitops.driftguard.io/v1alpha1",
+        "kind": "AppProject",
+        "metadata": {"name": TEST_PROJECT, "namespace": "driftguard-system"},
+        "spec": {
+            "description": "The test session's namespaces",
+            "sourceNamespaces": ["t-*"],
+            "sourceRepos": ["*"],
+            "destinations": [{"server": "*", "namespace": "*"}],
+            "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(project))
     yield cluster
     if not was_running:
         for process in ("driftguard-controller", "driftguard-extension"):

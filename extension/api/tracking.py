@@ -39,6 +39,10 @@ DRIFTED_FIELDS = f"{PREFIX}drifted-fields"
 DRIFTED_AT = f"{PREFIX}drifted-at"
 DRIFTED_SEAL = f"{PREFIX}drifted-seal"
 FIELD_MANAGER = "driftguard-controller"
+# When a project makes the controller act as a ServiceAccount, its requests carry this user extra
+# (Impersonate-Extra-...) with the value FIELD_MANAGER, so the drift guard tells them from the
+# ServiceAccount's own. Only the controller may impersonate this extra (RBAC on userextras, by value).
+IMPERSONATED_BY = "gitops.driftguard.io-impersonated-by"
 # Finalizer that makes deleting an Application delete what it deployed (Argo CD's name is
 # resources-finalizer.argocd.argoproj.io).
 RESOURCES_FINALIZER = f"resources-finalizer.{GROUP}"

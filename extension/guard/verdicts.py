@@ -31,6 +31,8 @@ from extension.api.tracking import (
     DRIFTED_BY,
     DRIFTED_FIELDS,
     DRIFTED_SEAL,
+    FIELD_MANAGER,
+    IMPERSONATED_BY,
     MANAGED_LABEL,
     TRACKING_ANNOTATION,
     AppKey,
@@ -363,6 +365,8 @@ def decide(
         return allow(f"{subresource} subresource")
     if user.get("username") == settings.controller_username:
         return allow("the controller")
+    if FIELD_MANAGER in ((user.get("extra") or {}).get(IMPERSONATED_BY) or ()):
+        return allow("the controller, as the ServiceAccount its project names")
     if subresource == "scale":
         return _scale(request, apps, parents, now) if operation == "UPDATE" else allow("scale")
     if operation not in ("CREATE", "UPDATE", "DELETE"):

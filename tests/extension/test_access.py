@@ -11,7 +11,7 @@ from subprocess import CompletedProcess
 import pytest
 from kubernetes import client, dynamic
 
-from tests.support.cluster import LOCAL_DIR, Cluster
+from tests.support.cluster import LOCAL_DIR, TEST_PROJECT, Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -21,7 +21,11 @@ APP = json.dumps(
         "apiVersion": "gitops.driftguard.io/v1alpha1",
         "kind": "Application",
         "metadata": {"name": "shop"},
-        "spec": {"source": {"repoURL": "git://127.0.0.1:9/shop.git"}, "destination": {"namespace": "shop"}},
+        "spec": {
+            "source": {"repoURL": "git://127.0.0.1:9/shop.git"},
+            "destination": {"namespace": "shop"},
+            "project": TEST_PROJECT,
+        },
     }
 )
 
@@ -123,7 +127,7 @@ def test_the_python_dynamic_client_discovers_and_uses_applications(
     dyn = dynamic.DynamicClient(api_client)
     apps = dyn.resources.get(api_version="gitops.driftguard.io/v1alpha1", kind="Application")
     created = apps.create(body=json.loads(APP), namespace=namespace)
-    assert created.spec.project == "default"
+    assert created.spec.project == TEST_PROJECT
     listed = apps.get(namespace=namespace)
     assert [item.metadata.name for item in listed.items] == ["shop"]
     apps.delete(name="shop", namespace=namespace)

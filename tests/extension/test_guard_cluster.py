@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import REPO_ROOT, Cluster, running_pid
+from tests.support.cluster import REPO_ROOT, TEST_PROJECT, Cluster, running_pid
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -126,6 +126,7 @@ def install_shop(k: Kubectl, namespace: str, mode: str = "enforce", **guard: Any
         "spec": {
             "source": {"repoURL": "git://127.0.0.1:9/shop.git", "path": "apps/frontend"},
             "destination": {"namespace": namespace},
+            "project": TEST_PROJECT,
             "driftGuard": {"mode": "enforce", **guard},
         },
     }

@@ -20,6 +20,7 @@ from extension.api.tracking import (
     DRIFTED_BY,
     DRIFTED_FIELDS,
     DRIFTED_SEAL,
+    IMPERSONATED_BY,
     TRACKING_ANNOTATION,
 )
 from extension.guard import verdicts
@@ -251,6 +252,19 @@ def test_the_controller_identity_is_let_through_and_is_configurable() -> None:
         "uid": admin["uid"],
         "allowed": True,
     }
+
+
+def test_the_controller_as_a_projects_service_account_passes_and_that_account_alone_does_not() -> None:
+    req = request("set-image")
+    req["userInfo"] = {
+        "username": "system:serviceaccount:team-a:deployer",
+        "groups": ["system:serviceaccounts"],
+    }
+    assert validate(req, app_for(req))["allowed"] is False, "the ServiceAccount's own token is guarded"
+    req["userInfo"]["extra"] = {IMPERSONATED_BY: ["driftguard-controller"]}
+    assert validate(req, app_for(req)) == {"uid": req["uid"], "allowed": True}
+    req["userInfo"]["extra"] = {IMPERSONATED_BY: ["someone-else"]}
+    assert validate(req, app_for(req))["allowed"] is False
 
 
 def test_status_and_other_subresources_are_allowed() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import REPO_ROOT, Cluster, running_pid
+from tests.support.cluster import REPO_ROOT, TEST_PROJECT, Cluster, running_pid
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -29,6 +29,7 @@ def manifest(name: str, namespace: str, path: str = "apps/frontend", **spec: Any
         "spec": {
             "source": {"repoURL": "git://127.0.0.1:9/shop.git", "path": path},
             "destination": {"namespace": "shop"},
+            "project": TEST_PROJECT,
             **spec,
         },
     }
@@ -59,11 +60,14 @@ def k(driftguard: Cluster) -> Kubectl:
     return driftguard.kubectl
 
 
-def test_api_resources_lists_applications_with_short_names_and_category(k: Kubectl) -> None:
+def test_api_resources_lists_applications_and_projects_with_short_names_and_category(k: Kubectl) -> None:
     out = k("api-resources", "--api-group=gitops.driftguard.io", "-o", "wide").stdout
-    [row] = [line.split() for line in out.splitlines()[1:]]
-    assert row[:5] == ["applications", "dgapp,dgapps", "gitops.driftguard.io/v1alpha1", "true", "Application"]
-    assert "driftguard" in row
+    rows = sorted(line.split() for line in out.splitlines()[1:])
+    assert [row[:5] for row in rows] == [
+        ["applications", "dgapp,dgapps", "gitops.driftguard.io/v1alpha1", "true", "Application"],
+        ["appprojects", "dgproj,dgprojs", "gitops.driftguard.io/v1alpha1", "true", "AppProject"],
+    ]
+    assert all("driftguard" in row for row in rows)
     # The category works as it does for built-ins: `kubectl get driftguard`.
     assert k("get", "driftguard", "-A").returncode == 0
 
@@ -78,7 +82,7 @@ def test_explain_describes_the_source_fields(k: Kubectl) -> None:
 def test_apply_creates_then_updates_with_defaults_and_generation(k: Kubectl, namespace: str) -> None:
     assert "created" in k("apply", "-f", "-", input=manifest("shop", namespace)).stdout
     app = get(k, namespace, "shop")
-    assert app["spec"]["project"] == "default"
+    assert app["spec"]["project"] == TEST_PROJECT  # the default, "default", is for driftguard-system
     assert app["spec"]["revisionHistoryLimit"] == 10
     assert app["spec"]["driftGuard"]["mode"] == "enforce"
     assert app["metadata"]["generation"] == 1
@@ -112,7 +116,7 @@ def test_get_prints_native_columns_wide_and_selects(k: Kubectl, namespace: str) 
         "git://127.0.0.1:9/shop.git",
         "apps/frontend",
         "HEAD",
-        "default",
+        TEST_PROJECT,
         "enforce",
     ]
 
@@ -167,9 +171,9 @@ def test_patches_merge_and_json_work_and_strategic_merge_is_415(k: Kubectl, name
         '{"spec":{"driftGuard":{"mode":"warn"}}}',
     )
     k("patch", "dgapp", "shop", "-n", namespace, "--type", "json",
-      "-p", '[{"op":"replace","path":"/spec/project","value":"team-a"}]')  # fmt: skip
+      "-p", '[{"op":"replace","path":"/spec/revisionHistoryLimit","value":3}]')  # fmt: skip
     app = get(k, namespace, "shop")
-    assert (app["spec"]["driftGuard"]["mode"], app["spec"]["project"]) == ("warn", "team-a")
+    assert (app["spec"]["driftGuard"]["mode"], app["spec"]["revisionHistoryLimit"]) == ("warn", 3)
 
     smp = k("patch", "dgapp", "shop", "-n", namespace, "-p", '{"spec":{"project":"x"}}', check=False)
     assert smp.returncode != 0
@@ -188,7 +192,7 @@ def test_a_stale_update_gets_409_conflict(k: Kubectl, namespace: str) -> None:
     result = k("replace", "-f", "-", input=json.dumps(stale), check=False)
     assert result.returncode != 0
     assert 'Operation cannot be fulfilled on applications.gitops.driftguard.io "shop"' in result.stderr
-    assert get(k, namespace, "shop")["spec"]["project"] == "default"
+    assert get(k, namespace, "shop")["spec"]["project"] == TEST_PROJECT
 
 
 def test_an_invalid_spec_lists_every_field_error(k: Kubectl, namespace: str) -> None:
@@ -311,7 +315,7 @@ def test_status_is_written_only_through_its_subresource(k: Kubectl, namespace: s
       "-p", '{"spec":{"project":"sneaky"}}')  # fmt: skip
     app = get(k, namespace, "shop")
     assert app["status"]["sync"]["status"] == "Synced"
-    assert app["spec"]["project"] == "default"
+    assert app["spec"]["project"] == TEST_PROJECT
     described = k("describe", "dgapp", "shop", "-n", namespace).stdout
     assert "Name:         shop" in described and "Synced" in described
 

@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client
 
 from certs import pki, serving
-from tests.support.cluster import LOCAL_DIR, REPO_ROOT, Cluster
+from tests.support.cluster import LOCAL_DIR, REPO_ROOT, TEST_PROJECT, Cluster
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -110,7 +110,11 @@ def test_a_second_replica_shares_the_certificate_and_the_data(
         "apiVersion": "gitops.driftguard.io/v1alpha1",
         "kind": "Application",
         "metadata": {"name": "shop"},
-        "spec": {"source": {"repoURL": "git://127.0.0.1:9/shop.git"}, "destination": {"namespace": "shop"}},
+        "spec": {
+            "source": {"repoURL": "git://127.0.0.1:9/shop.git"},
+            "destination": {"namespace": "shop"},
+            "project": TEST_PROJECT,
+        },
     }
     base = f"/apis/gitops.driftguard.io/v1alpha1/namespaces/{namespace}/applications"
     code, created = second_replica.request("POST", base, body)

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from extension.api import seals
+from extension.api.tracking import IMPERSONATED_BY
 from tests.support.cluster import REPO_ROOT
 
 Kubectl = Callable[..., CompletedProcess[str]]
@@ -295,10 +296,13 @@ def test_the_guard_decides_updates_in_one_mutating_call_and_creates_deletes_and_
         (rule,) = hook["rules"]
         assert (rule["apiGroups"], rule["apiVersions"]) == (["*"], ["*"]), name
         assert not any(r.endswith("/status") for r in rule["resources"]), name
-        (condition,) = hook["matchConditions"]
-        assert condition["expression"] == (
+        itself, impersonating = hook["matchConditions"]
+        assert itself["expression"] == (
             "request.userInfo.username != 'system:serviceaccount:driftguard-system:driftguard-controller'"
         ), "the controller's identity, as extension/settings.py defaults it"
+        assert impersonating["expression"] == (
+            f"!has(request.userInfo.extra) || !('{IMPERSONATED_BY}' in request.userInfo.extra)"
+        ), "the controller acting as a project's ServiceAccount"
     main, update = (
         hooks["Validating", "guard.gitops.driftguard.io"],
         hooks["Mutating", "guard.gitops.driftguard.io"],
@@ -373,6 +377,12 @@ def test_each_user_role_is_aggregated_into_the_built_in_role_of_its_level(
         ("applications", "delete", False, True, True),
         ("applications", "deletecollection", False, True, True),
         ("applications/sync", "create", False, True, True),
+        ("appprojects", "get", True, True, True),
+        ("appprojects", "list", True, True, True),
+        ("appprojects", "create", False, False, False),
+        ("appprojects", "update", False, False, False),
+        ("appprojects", "patch", False, False, False),
+        ("appprojects", "delete", False, False, False),
         ("applications/rollback", "create", False, False, True),
     ],
 )
@@ -387,7 +397,7 @@ def test_the_user_roles_grant_each_level_its_application_rights(
 
 
 @cluster
-def test_no_aggregated_role_grants_anything_but_applications_and_never_writes_to_status(
+def test_no_aggregated_role_grants_anything_outside_our_group_nor_writes_status_or_projects(
     base: list[Doc],
 ) -> None:
     aggregated = [
@@ -402,6 +412,7 @@ def test_no_aggregated_role_grants_anything_but_applications_and_never_writes_to
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], role["metadata"]["name"]
         for verb in WRITE_VERBS:
             assert not allows(role, GROUP, "applications/status", verb), (role["metadata"]["name"], verb)
+            assert not allows(role, GROUP, "appprojects", verb), (role["metadata"]["name"], verb)
 
 
 @cluster

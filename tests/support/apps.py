@@ -13,6 +13,7 @@ from typing import Any
 
 from kubernetes import client
 
+from tests.support.cluster import TEST_PROJECT
 from tests.support.waiting import wait_for
 
 GROUP, VERSION, PLURAL = "gitops.driftguard.io", "v1alpha1", "applications"
@@ -30,7 +31,12 @@ class Apps:
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "Application",
             "metadata": {"name": name, "namespace": self.namespace, **spec.pop("metadata", {})},
-            "spec": {"source": source, "destination": {"namespace": self.namespace}, **spec},
+            "spec": {
+                "source": source,
+                "destination": {"namespace": self.namespace},
+                "project": TEST_PROJECT,
+                **spec,
+            },
         }
         created: dict[str, Any] = self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, body

@@ -8,6 +8,10 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = REPO_ROOT / ".local"
+# The AppProject the test session makes for the Applications of its namespaces (t-*): it allows
+# every repository, destination and kind, as the project default did before projects bounded
+# anything. Tests of the bounds themselves make their own projects.
+TEST_PROJECT = "tests"
 
 
 @dataclass(frozen=True)

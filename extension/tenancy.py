@@ -1,0 +1,80 @@
+"""Projects at write time: an Application may be written only as its project allows, and the
+project ``default`` exists. The rules are ``extension.api.projects``; here they meet the storage.
+
+An Application write that changes the spec is judged against the project it names, read from
+storage (consistent: a project just tightened counts at once). A missing project, a project its
+namespace may not use, a repository or destination the project does not allow: 403 Forbidden,
+naming the project and the rule. Status and operation writes, and metadata-only writes (a
+finalizer removed), are not judged again; the controller judges every sync anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from extension.api import errors
+from extension.api.kinds import APPLICATIONS
+from extension.api.projects import DEFAULT_PROJECT, INSTALL_NAMESPACE, application_refusals
+from extension.resources import Policy, Resources, WriteOptions
+
+log = logging.getLogger(__name__)
+
+# The project Argo CD makes for itself, and with the same rules: it allows everything, and only
+# Applications in the install namespace (which only cluster admins write) may use it.
+DEFAULT_PROJECT_OBJECT: dict[str, Any] = {
+    "apiVersion": APPLICATIONS.api_version,
+    "kind": "AppProject",
+    "metadata": {"name": DEFAULT_PROJECT},
+    "spec": {
+        "description": "Anything, for Applications in driftguard-system only",
+        "sourceRepos": ["*"],
+        "destinations": [{"server": "*", "namespace": "*"}],
+        "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+    },
+}
+
+
+def project_policy(projects: Resources) -> Policy:
+    def judge(app: dict[str, Any], old: dict[str, Any] | None) -> None:
+        spec = app.get("spec") or {}
+        meta = app["metadata"]
+        name, namespace = str(spec.get("project") or DEFAULT_PROJECT), str(meta.get("namespace") or "")
+        try:
+            project = projects.get(INSTALL_NAMESPACE, name)
+        except errors.APIError as exc:
+            if exc.code != 404:
+                raise
+            raise errors.forbidden_by_policy(
+                APPLICATIONS,
+                str(meta.get("name") or meta.get("generateName") or ""),
+                f"spec.project: project {name} does not exist in {INSTALL_NAMESPACE}; a cluster admin makes "
+                f"projects there, and one whose sourceNamespaces lists {namespace} can be used here",
+            ) from None
+        refused = application_refusals(project, name, namespace, spec)
+        if refused:
+            raise errors.forbidden_by_policy(
+                APPLICATIONS, str(meta.get("name") or ""), "; ".join(str(r) for r in refused)
+            )
+
+    return judge
+
+
+def ensure_default_project(projects: Resources) -> None:
+    """Make the project ``default`` unless it exists, as Argo CD does on start."""
+    try:
+        projects.get(INSTALL_NAMESPACE, DEFAULT_PROJECT)
+        return
+    except errors.APIError as exc:
+        if exc.code != 404:
+            raise
+    try:
+        projects.create(
+            INSTALL_NAMESPACE,
+            dict(DEFAULT_PROJECT_OBJECT),
+            WriteOptions(field_manager="driftguard-extension"),
+        )
+        log.info("made the project %s in %s", DEFAULT_PROJECT, INSTALL_NAMESPACE)
+    except errors.APIError as exc:
+        if exc.code != 409:  # another replica made it first
+            raise
