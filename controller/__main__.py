@@ -31,9 +31,10 @@ def main() -> int:
     kube = Kube(load_client(settings.kubeconfig))
     options = Options(
         namespace=settings.namespace, bin_dir=Path(settings.bin_dir), poll_seconds=settings.poll_seconds,
-        max_prune_share=settings.max_prune_share,
+        max_prune_share=settings.max_prune_share, allow_local_repositories=settings.allow_local_repositories,
     )  # fmt: skip
-    reconciler = Reconciler(kube, RepoCache(Path(settings.cache_dir)), options, Metrics())
+    repos = RepoCache(Path(settings.cache_dir), allow_local=settings.allow_local_repositories)
+    reconciler = Reconciler(kube, repos, options, Metrics())
     manager = Manager(
         kube, reconciler, workers=settings.workers, poll_seconds=settings.poll_seconds,
         webhook_secret=settings.webhook_secret,

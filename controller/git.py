@@ -136,12 +136,20 @@ def ssh_command(key_file: Path | None, known_hosts_file: Path | None, *, insecur
     return shlex.join(args)
 
 
+# The transports git may use to fetch: file:// (and local paths) only where the operator allows
+# local repositories, since the controller's filesystem holds every mirror it fetched.
+REMOTE_PROTOCOLS = "http:https:ssh:git"
+
+
 def transport_environment(
-    creds: Credentials | None, askpass: Path, key_file: Path | None, known_hosts_file: Path | None
-) -> dict[str, str]:
+    creds: Credentials | None, askpass: Path, key_file: Path | None, known_hosts_file: Path | None,
+    *, allow_local: bool = False,
+) -> dict[str, str]:  # fmt: skip
     """Environment variables for one git command: no prompts, no system or global git config,
-    credentials (if any) for the askpass helper, and the ssh command."""
+    only the remote transports allowed, credentials (if any) for the askpass helper, and the ssh
+    command."""
     env = {
+        "GIT_ALLOW_PROTOCOL": REMOTE_PROTOCOLS + (":file" if allow_local else ""),
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_ASKPASS": str(askpass),
         "SSH_ASKPASS": str(askpass),
@@ -199,9 +207,10 @@ class RepoCache:
     """
 
     def __init__(
-        self, root: Path, *, timeout_seconds: float = 60.0, idle_trees: int = 64, idle_seconds: float = 300.0
-    ) -> None:
-        self.root = root
+        self, root: Path, *, timeout_seconds: float = 60.0, idle_trees: int = 64, idle_seconds: float = 300.0,
+        allow_local: bool = False,
+    ) -> None:  # fmt: skip
+        self.root, self.allow_local = root, allow_local
         self.timeout_seconds = timeout_seconds
         self.idle_trees, self.idle_seconds = idle_trees, idle_seconds
         # (url, sha) -> [tree, borrowers, last returned (monotonic)]: idle trees (no borrower) are
@@ -220,8 +229,11 @@ class RepoCache:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
-    def mirror_path(self, url: str) -> Path:
-        return self.root / hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+    def mirror_path(self, url: str, access: str = "") -> Path:
+        """Where ``url`` is mirrored when fetched with the credentials of ``access`` (a Secret's
+        namespace/name; empty: none). One mirror per URL and credential: content fetched with one
+        project's credentials is never read for an Application that could not fetch it itself."""
+        return self.root / hashlib.sha256(_cache_key(url, access).encode("utf-8")).hexdigest()[:16]
 
     def resolve(self, url: str, revision: str, creds: Credentials | None = None) -> str:
         """Fetch ``url`` and return the full SHA of the commit ``revision`` names.
@@ -231,12 +243,13 @@ class RepoCache:
         no branch or tag reaches is fetched by SHA, which servers may refuse.
         """
         revision = revision.strip()
+        access = creds.source if creds is not None else ""
         remote, creds = split_userinfo(url, creds)
         secrets = creds.secrets() if creds is not None else ()
         shown = redact(url, secrets)
         want_head = revision in ("", "HEAD")
-        with self._lock(url), self._transport(creds) as env:
-            mirror = self._ensure_mirror(url, remote, shown)
+        with self._lock(_cache_key(url, access)), self._transport(creds) as env:
+            mirror = self._ensure_mirror(url, access, remote, shown)
             refspecs = [HEADS_REFSPEC, _REMOTE_HEAD_REFSPEC] if want_head else [HEADS_REFSPEC]
 
             def fetch_and_find() -> str | None:
@@ -255,7 +268,7 @@ class RepoCache:
             # refs pointing nowhere); both are rare, so only then pay for a connectivity check.
             if sha is None and not self._healthy(mirror, remote):
                 log.warning("mirror of %s is damaged; recreating it", shown)
-                mirror = self._recreate_mirror(url, remote, shown)
+                mirror = self._recreate_mirror(url, access, remote, shown)
                 sha = fetch_and_find()
             if sha is None and _FULL_SHA.fullmatch(revision):
                 sha = self._fetch_by_sha(mirror, shown, revision, env, secrets)
@@ -264,7 +277,7 @@ class RepoCache:
         return sha
 
     @contextmanager
-    def checkout(self, url: str, sha: str) -> Iterator[Path]:
+    def checkout(self, url: str, sha: str, access: str = "") -> Iterator[Path]:
         """A read-only tree of commit ``sha`` (as resolved from ``url``), shared by every caller
         that borrows the same commit: a commit's content never changes, and nobody can write to
         the tree. After the last borrower, the tree stays for reuse for ``idle_seconds``; beyond
@@ -276,15 +289,15 @@ class RepoCache:
         shown = redact(url, ())
         if not _FULL_SHA.fullmatch(sha):
             raise GitError(f"cannot check out {sha!r} from {shown}: not a full commit SHA")
-        key = (url, sha)
-        with self._lock(url):  # one extraction per commit, however many borrowers wait
+        key = (_cache_key(url, access), sha)
+        with self._lock(key[0]):  # one extraction per commit, however many borrowers wait
             with self._shared_guard:
                 entry = self._shared.get(key)
                 if entry is not None:
                     entry[1] += 1
                     self._shared.move_to_end(key)
             if entry is None:
-                entry = [self._extract(url, sha, shown), 1, 0.0]
+                entry = [self._extract(url, access, sha, shown), 1, 0.0]
                 with self._shared_guard:
                     self._shared[key] = entry
         try:
@@ -304,12 +317,12 @@ class RepoCache:
                 except OSError as exc:  # not this borrower's problem: log it, render on
                     log.warning("could not delete the idle tree %s: %s", tree, exc)
 
-    def _extract(self, url: str, sha: str, shown: str) -> Path:
+    def _extract(self, url: str, access: str, sha: str, shown: str) -> Path:
         """Extract commit ``sha`` into a new read-only tree; the caller holds the URL's lock."""
         tree = Path(tempfile.mkdtemp(prefix=f"{sha}-", dir=self._trees))
         try:
             with tempfile.TemporaryDirectory(dir=self._tmp) as scratch:
-                mirror = self.mirror_path(url)
+                mirror = self.mirror_path(url, access)
                 if not mirror.is_dir() or self._rev_parse(mirror, sha) != sha:
                     raise GitError(f"commit {sha} of {shown} is not in the cache; resolve a revision first")
                 env = {**_LOCAL_ENV, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
@@ -344,7 +357,7 @@ class RepoCache:
     def _transport(self, creds: Credentials | None) -> Iterator[dict[str, str]]:
         """The environment for talking to a remote; key files live only inside the block."""
         if creds is None or not (creds.ssh_private_key or creds.known_hosts):
-            yield transport_environment(creds, self._askpass, None, None)
+            yield transport_environment(creds, self._askpass, None, None, allow_local=self.allow_local)
             return
         with tempfile.TemporaryDirectory(dir=self._tmp, prefix="ssh-") as private:
             key = hosts = None
@@ -352,7 +365,7 @@ class RepoCache:
                 key = _write_private(Path(private) / "key", creds.ssh_private_key)
             if creds.known_hosts:
                 hosts = _write_private(Path(private) / "known_hosts", creds.known_hosts)
-            yield transport_environment(creds, self._askpass, key, hosts)
+            yield transport_environment(creds, self._askpass, key, hosts, allow_local=self.allow_local)
 
     def _call(self, args: list[str], env: Mapping[str, str]) -> tuple[int, str, str]:
         """Run git with a deadline; return its status, stripped stdout and stderr."""
@@ -438,13 +451,13 @@ class RepoCache:
             raise GitError(f"{exc} looking up {name!r}") from None
         return out if status == 0 and _FULL_SHA.fullmatch(out) else None
 
-    def _ensure_mirror(self, url: str, remote: str, shown: str) -> Path:
-        mirror = self.mirror_path(url)
+    def _ensure_mirror(self, url: str, access: str, remote: str, shown: str) -> Path:
+        mirror = self.mirror_path(url, access)
         if mirror.is_dir() and self._looks_valid(mirror, remote):
             return mirror
         if mirror.exists():
             log.warning("mirror of %s at %s is incomplete or damaged; recreating it", shown, mirror)
-        return self._recreate_mirror(url, remote, shown)
+        return self._recreate_mirror(url, access, remote, shown)
 
     def _looks_valid(self, mirror: Path, remote: str) -> bool:
         """The cheap checks: a bare repository whose origin is ``remote``."""
@@ -471,10 +484,10 @@ class RepoCache:
             return False
         return status == 0
 
-    def _recreate_mirror(self, url: str, remote: str, shown: str) -> Path:
+    def _recreate_mirror(self, url: str, access: str, remote: str, shown: str) -> Path:
         """A fresh empty mirror, built aside and renamed into place so that a crash never leaves a
         half-made mirror at the real path."""
-        mirror = self.mirror_path(url)
+        mirror = self.mirror_path(url, access)
         staging = Path(tempfile.mkdtemp(prefix=f"{mirror.name}-", dir=self._tmp))
         base = ["--git-dir", str(staging)]
         steps = [
@@ -503,6 +516,10 @@ class RepoCache:
 
 class _Timeout(Exception):
     pass
+
+
+def _cache_key(url: str, access: str) -> str:
+    return f"{url}\n{access}" if access else url
 
 
 # Git's words for common failures -> what to do about them.

@@ -72,6 +72,7 @@ class Options:
     poll_seconds: float = 60.0
     max_prune_share: float = 0.5
     wave_timeout: float = 120.0
+    allow_local_repositories: bool = False  # file:// sources (unsafe on a shared cluster)
     limits: Limits = field(default_factory=Limits)
 
 
@@ -100,6 +101,7 @@ class Target:
     revision: str  # what was asked: a branch, tag, SHA or HEAD
     source: dict[str, Any]
     sha: str = ""
+    access: str = ""  # the credential Secret it was fetched with; "" for none
     objects: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -112,6 +114,7 @@ class Reconciler:
         self.sources = Sources(
             kube, repos, metrics, namespace=options.namespace, bin_dir=options.bin_dir,
             limits=options.limits, poll_seconds=options.poll_seconds,
+            allow_local=options.allow_local_repositories,
         )  # fmt: skip
         self._lock = threading.Lock()
         # Per worker thread, for the reconcile it runs: the project and the objects' client.
@@ -214,9 +217,12 @@ class Reconciler:
             )  # fmt: skip
         target = Target(revision, source)
         # A sync or rollback request deploys what Git holds now, not what the last poll saw.
-        target.sha = self.sources.resolve(url, revision, refresh=bool(app.get("operation")))
+        target.sha, target.access = self.sources.resolve(
+            url, revision, project=name, app_namespace=str(app["metadata"].get("namespace") or ""),
+            refresh=bool(app.get("operation")),
+        )  # fmt: skip
         destination_ns = str((spec.get("destination") or {}).get("namespace") or "")
-        rendered = self.sources.render(url, target.sha, source, destination_ns, key.name)
+        rendered = self.sources.render(url, target.access, target.sha, source, destination_ns, key.name)
         allow_empty = bool(((spec.get("syncPolicy") or {}).get("automated") or {}).get("allowEmpty"))
         if not rendered and not allow_empty:
             raise st.Step(

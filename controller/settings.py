@@ -21,6 +21,9 @@ class Settings:
     max_prune_share: float = 0.5  # DRIFTGUARD_MAX_PRUNE_SHARE: larger prunes need confirmation
     leader_election: bool = True  # DRIFTGUARD_LEADER_ELECTION
     identity: str = ""  # POD_NAME: this replica's name in the Lease (default: hostname_pid)
+    # DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES: file:// sources, read from the controller's own
+    # filesystem (its Git cache included). For local experiments only: unsafe on a shared cluster.
+    allow_local_repositories: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -37,6 +40,7 @@ class Settings:
             max_prune_share=float(e.get("DRIFTGUARD_MAX_PRUNE_SHARE", cls.max_prune_share)),
             leader_election=e.get("DRIFTGUARD_LEADER_ELECTION", "true").lower() != "false",
             identity=e.get("POD_NAME") or f"{socket.gethostname()}_{os.getpid()}",
+            allow_local_repositories=e.get("DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES", "false").lower() == "true",
         )
 
     def validate(self) -> list[str]:

@@ -21,6 +21,7 @@ from controller.kube import Kube
 from controller.metrics import Metrics
 from controller.render import Limits, RenderError, render
 from extension.api import jsoncodec
+from extension.api.projects import INSTALL_NAMESPACE, is_local_url, local_refused
 
 SECRETS_LABEL = "gitops.driftguard.io/secret-type=repository"
 MAX_RENDERS_KEPT = 4096
@@ -29,14 +30,14 @@ MAX_RENDERS_KEPT = 4096
 class Sources:
     def __init__(
         self, kube: Kube, repos: RepoCache, metrics: Metrics, *, namespace: str, bin_dir: Path,
-        limits: Limits, poll_seconds: float,
+        limits: Limits, poll_seconds: float, allow_local: bool = False,
     ) -> None:  # fmt: skip
         self.kube, self.repos, self.metrics = kube, repos, metrics
         self.namespace, self.bin_dir, self.limits = namespace, bin_dir, limits
-        self.poll_seconds = poll_seconds
-        # (url, revision) -> (sha, monotonic time fetched): watch-driven reconciles reuse a fresh
-        # fetch; the poll and the webhook receiver make them stale.
-        self._resolved: dict[tuple[str, str], tuple[str, float]] = {}
+        self.poll_seconds, self.allow_local = poll_seconds, allow_local
+        # (url, credential scope, revision) -> (sha, access, monotonic time fetched): watch-driven
+        # reconciles reuse a fresh fetch; the poll and the webhook receiver make them stale.
+        self._resolved: dict[tuple[str, str, str], tuple[str, str, float]] = {}
         self._stale_since: dict[str, float] = {}
         self._fetching: dict[str, threading.Lock] = {}
         self._rendered: dict[str, list[dict[str, Any]]] = {}
@@ -50,35 +51,47 @@ class Sources:
                 if repo_url is None or url == repo_url:
                     self._stale_since[url] = now
 
-    def _fresh(self, url: str, revision: str, since: float = 0.0) -> str | None:
+    def _fresh(self, key: tuple[str, str, str], since: float = 0.0) -> tuple[str, str] | None:
         with self._lock:
-            cached = self._resolved.get((url, revision))
-            stale_since = max(self._stale_since.get(url, 0.0), since)
-        if cached and cached[1] > stale_since and time.monotonic() - cached[1] < self.poll_seconds:
-            return cached[0]
+            cached = self._resolved.get(key)
+            stale_since = max(self._stale_since.get(key[0], 0.0), since)
+        if cached and cached[2] > stale_since and time.monotonic() - cached[2] < self.poll_seconds:
+            return cached[0], cached[1]
         return None
 
-    def resolve(self, url: str, revision: str, *, refresh: bool = False) -> str:
-        """The full SHA ``revision`` names in ``url``, fetched unless a fresh answer is known;
-        ``refresh`` (a sync request) takes only an answer fetched after it was asked."""
+    def resolve(
+        self, url: str, revision: str, *, project: str, app_namespace: str, refresh: bool = False
+    ) -> tuple[str, str]:
+        """The full SHA ``revision`` names in ``url`` and the access it was fetched with (the
+        credential Secret's namespace/name, or "" for none), fetched unless a fresh answer is
+        known; ``refresh`` (a sync request) takes only an answer fetched after it was asked. The
+        credentials are those granted to the Application's project (``credentials_for``): an
+        answer is shared only by Applications that are granted the same ones."""
+        if is_local_url(url) and not self.allow_local:
+            raise st.Step(st.FETCH_FAILED, local_refused(url), temporary=False)
+        key = (url, f"{project}\n{app_namespace == INSTALL_NAMESPACE}", revision)
         asked = time.monotonic() if refresh else 0.0
-        sha = self._fresh(url, revision, asked)
-        if sha is not None:
-            return sha
+        found = self._fresh(key, asked)
+        if found is not None:
+            return found
         # One fetch per repository at a time: the Applications a push woke all wait for the first
         # fetch and reuse its answer instead of fetching once each.
         with self._lock:
             url_lock = self._fetching.setdefault(url, threading.Lock())
         with url_lock:
-            sha = self._fresh(url, revision, asked)
-            if sha is not None:
-                return sha
+            found = self._fresh(key, asked)
+            if found is not None:
+                return found
             secrets = self.kube.request(
                 "GET",
                 f"/api/v1/namespaces/{self.namespace}/secrets",
                 query={"labelSelector": SECRETS_LABEL},
             )
-            creds = credentials_for(url, secrets.get("items") or [])
+            items = sorted(
+                secrets.get("items") or [], key=lambda s: str((s.get("metadata") or {}).get("name"))
+            )
+            creds = credentials_for(url, items, project=project, app_namespace=app_namespace)
+            access = creds.source if creds is not None else ""
             started = time.monotonic()
             try:
                 sha = self.repos.resolve(url, revision, creds)
@@ -87,21 +100,22 @@ class Sources:
             finally:
                 self.metrics.git_fetch.observe(time.monotonic() - started)
             with self._lock:
-                self._resolved[(url, revision)] = (sha, started)
-            return sha
+                self._resolved[key] = (sha, access, started)
+            return sha, access
 
     def render(
-        self, url: str, sha: str, source: dict[str, Any], destination_ns: str, app_name: str
+        self, url: str, access: str, sha: str, source: dict[str, Any], destination_ns: str, app_name: str
     ) -> list[dict[str, Any]]:
-        """The manifests ``source`` describes at commit ``sha`` (a copy the caller may change)."""
-        key = json.dumps([url, sha, source, destination_ns, app_name], sort_keys=True)
+        """The manifests ``source`` describes at commit ``sha`` of ``url`` as fetched with
+        ``access`` (a copy the caller may change)."""
+        key = json.dumps([url, access, sha, source, destination_ns, app_name], sort_keys=True)
         with self._lock:
             cached = self._rendered.get(key)
         if cached is not None:
             copied: list[dict[str, Any]] = jsoncodec.clone(cached)
             return copied
         try:
-            with self.repos.checkout(url, sha) as tree:
+            with self.repos.checkout(url, sha, access) as tree:
                 objects = render(
                     tree, source, bin_dir=self.bin_dir, limits=self.limits,
                     default_namespace=destination_ns, app_name=app_name,

@@ -27,7 +27,7 @@ from extension.namespaces import NamespacePhases
 from extension.resources import Applications, Resources
 from extension.settings import Settings
 from extension.storage import Store
-from extension.tenancy import ensure_default_project, project_policy
+from extension.tenancy import application_policy, ensure_default_project
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,10 @@ def build_app(settings: Settings | None = None) -> Any:
     return create_app(
         Deps(
             applications=Applications(
-                store, policy=project_policy(projects), recent=index.latest, reads=index
+                store,
+                policy=application_policy(projects, allow_local=settings.allow_local_repositories),
+                recent=index.latest,
+                reads=index,
             ),
             projects=projects,
             authorizer=Authorizer(http),

@@ -25,6 +25,9 @@ class Settings:
     threads: int = 64  # DRIFTGUARD_THREADS: each open watch holds one
     refresh_seconds: int = 300  # DRIFTGUARD_REFRESH_SECONDS: how often TLS files are re-checked
     kubeconfig: str = field(default="")  # KUBECONFIG; empty: in-cluster config
+    # DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES: accept file:// sources, which the controller reads from
+    # its own filesystem (its Git cache included). For local experiments only: unsafe when shared.
+    allow_local_repositories: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -40,6 +43,8 @@ class Settings:
             refresh_seconds=int(env.get("DRIFTGUARD_REFRESH_SECONDS", cls.refresh_seconds)),
             controller_username=env.get("DRIFTGUARD_CONTROLLER_USERNAME", cls.controller_username),
             kubeconfig=env.get("KUBECONFIG", ""),
+            allow_local_repositories=env.get("DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES", "false").lower()
+            == "true",
         )
         problems = settings.validate()
         if problems:

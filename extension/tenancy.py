@@ -1,5 +1,6 @@
 """Projects at write time: an Application may be written only as its project allows, and the
 project ``default`` exists. The rules are ``extension.api.projects``; here they meet the storage.
+A ``file://`` source is refused unless the operator allows local repositories.
 
 An Application write that changes the spec is judged against the project it names, read from
 storage (consistent: a project just tightened counts at once). A missing project, a project its
@@ -15,7 +16,13 @@ from typing import Any
 
 from extension.api import errors
 from extension.api.kinds import APPLICATIONS
-from extension.api.projects import DEFAULT_PROJECT, INSTALL_NAMESPACE, application_refusals
+from extension.api.projects import (
+    DEFAULT_PROJECT,
+    INSTALL_NAMESPACE,
+    application_refusals,
+    is_local_url,
+    local_refused,
+)
 from extension.resources import Policy, Resources, WriteOptions
 
 log = logging.getLogger(__name__)
@@ -35,10 +42,17 @@ DEFAULT_PROJECT_OBJECT: dict[str, Any] = {
 }
 
 
-def project_policy(projects: Resources) -> Policy:
+def application_policy(projects: Resources, *, allow_local: bool = False) -> Policy:
     def judge(app: dict[str, Any], old: dict[str, Any] | None) -> None:
         spec = app.get("spec") or {}
         meta = app["metadata"]
+        repo = str((spec.get("source") or {}).get("repoURL") or "")
+        if is_local_url(repo) and not allow_local:
+            cause = {"reason": "FieldValueForbidden", "field": "spec.source.repoURL",
+                     "message": f"Forbidden: {local_refused(repo)}"}  # fmt: skip
+            raise errors.invalid(
+                APPLICATIONS, str(meta.get("name") or meta.get("generateName") or ""), [cause]
+            )
         name, namespace = str(spec.get("project") or DEFAULT_PROJECT), str(meta.get("namespace") or "")
         try:
             project = projects.get(INSTALL_NAMESPACE, name)

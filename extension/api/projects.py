@@ -57,6 +57,23 @@ def normalise_url(url: str) -> str:
         url = trimmed
 
 
+LOCAL_SETTING = "DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES"
+
+
+def is_local_url(url: str) -> bool:
+    """A repository on the controller's own filesystem (``file://``)."""
+    return url.strip().lower().startswith("file:")
+
+
+def local_refused(url: str) -> str:
+    return (
+        f"{url}: file:// repositories are read from the controller's own filesystem, where its Git "
+        "cache and every other repository it fetched live, so they are refused; an operator may allow "
+        f"them for local experiments with {LOCAL_SETTING}=true on the extension and the controller "
+        "(unsafe on a shared cluster). Serve the repository over git://, http(s):// or ssh:// instead"
+    )
+
+
 @lru_cache(maxsize=1024)
 def _glob(pattern: str, separator: str) -> re.Pattern[str]:
     """gobwas/glob as Argo CD compiles it: ``*`` within a segment (any run when no separator),

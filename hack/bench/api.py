@@ -26,6 +26,7 @@ from typing import Any
 from kubernetes import client, config
 
 from extension.api.schema import APPLICATION_SCHEMA
+from hack.bench.projects import project
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "driftguard-bench"
@@ -40,7 +41,7 @@ def app(name: str, api_version: str, kind: str) -> dict[str, Any]:
         "kind": kind,
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {"source": {"repoURL": "git://127.0.0.1:9/shop.git", "path": f"apps/{name}"},
-                 "destination": {"namespace": "shop"}},
+                 "destination": {"namespace": "shop"}, "project": NAMESPACE},
     }  # fmt: skip
 
 
@@ -149,6 +150,12 @@ def main() -> None:
         time.sleep(5)
     if not found:
         core.create_namespace({"metadata": {"name": NAMESPACE}})
+    ours = project(NAMESPACE, [NAMESPACE], ["shop"])
+    try:
+        api.call("POST", f"{OURS}/namespaces/driftguard-system/appprojects", ours)
+    except RuntimeError as exc:
+        if "AlreadyExists" not in str(exc):
+            raise
     try:
         client.ApiextensionsV1Api(kube).create_custom_resource_definition(crd())
     except client.exceptions.ApiException as exc:

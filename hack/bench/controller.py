@@ -31,11 +31,13 @@ from typing import Any
 
 from kubernetes import client, config
 
+from hack.bench.projects import project
 from tests.support.apps import Apps, push_webhook
 from tests.support.cluster import LOCAL_DIR, running_pid
 from tests.support.gitserver import GitServer
 
 PREFIX = "dgbench"
+PROJECT = "dgbench"
 
 
 def objects(app: str) -> dict[str, str]:
@@ -138,12 +140,27 @@ def all_synced(custom: client.CustomObjectsApi, namespaces: list[str], want: int
     return synced
 
 
+def make_project(impersonate: bool) -> None:
+    """The benchmark's project: its namespaces, anything namespaced there, and with
+    ``impersonate`` a ServiceAccount deployer in each."""
+    extra: dict[str, Any] = {}
+    if impersonate:
+        extra["destinationServiceAccounts"] = [
+            {"server": "*", "namespace": f"{PREFIX}-*", "defaultServiceAccount": "deployer"}
+        ]
+    kubectl("apply", "-f", "-", input=json.dumps(project(PROJECT, [f"{PREFIX}-*"], [f"{PREFIX}-*"], **extra)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=1000)
     parser.add_argument("--repos", type=int, default=20, help="Applications are spread over this many repos")
     parser.add_argument("--samples", type=int, default=20, help="drift-restore and webhook push samples")
     parser.add_argument("--poll-samples", type=int, default=3, help="push-to-applied samples by polling")
+    parser.add_argument(
+        "--impersonate", action="store_true",
+        help="the project names a ServiceAccount (bound to edit) the controller acts as, in each namespace",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     api = config.new_client_from_config(config_file=str(LOCAL_DIR / "kubeconfig"))
@@ -155,6 +172,12 @@ def main() -> None:
             wait_gone(core, [*namespaces, floor_ns])
             for ns in [*namespaces, floor_ns]:
                 core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+            make_project(args.impersonate)
+            if args.impersonate:
+                for ns in namespaces:
+                    kubectl("create", "serviceaccount", "deployer", "-n", ns)
+                    kubectl("create", "rolebinding", "deployer", "--clusterrole=edit",
+                            f"--serviceaccount={ns}:deployer", "-n", ns)  # fmt: skip
             per_repo: dict[int, list[str]] = {}
             for n in range(args.apps):
                 per_repo.setdefault(n % args.repos, []).append(f"app{n}")
@@ -169,7 +192,10 @@ def main() -> None:
                     text.replace("metadata: {name:", f"metadata: {{namespace: {floor_ns}, name:")
                     for text in files.values()
                 ]
-            print(f"{args.apps} Applications x 4 objects over {args.repos} repositories (git daemon)")
+            print(
+                f"{args.apps} Applications x 4 objects over {args.repos} repositories (git daemon), project "
+                f"{PROJECT}{', impersonating a ServiceAccount per namespace' if args.impersonate else ''}"
+            )
 
             cpu_before, requests_before = cpu_seconds(), requests_served()
             started = time.monotonic()
@@ -179,7 +205,7 @@ def main() -> None:
                     apps.create(
                         name, {"repoURL": git.git_url(f"repo{r}"), "path": name},
                         syncPolicy={"automated": {"prune": True, "selfHeal": True}},
-                        driftGuard={"mode": "off"},
+                        driftGuard={"mode": "off"}, project=PROJECT,
                     )  # fmt: skip
             created = time.monotonic() - started
             last_report = 0.0
@@ -241,6 +267,8 @@ def main() -> None:
             del apps0
         finally:
             if not args.keep:
+                kubectl("delete", "appprojects.gitops.driftguard.io", PROJECT, "-n", "driftguard-system",
+                        "--ignore-not-found")  # fmt: skip
                 for ns in [*namespaces, floor_ns]:
                     subprocess.run(
                         [str(LOCAL_DIR / "bin" / "kubectl"), "--kubeconfig", str(LOCAL_DIR / "kubeconfig"),

@@ -59,6 +59,7 @@ from typing import Any
 
 from certs import pki
 from hack.bench.api import REPO, Conn, percentile
+from hack.bench.projects import project
 
 NAMESPACE = "driftguard-bench-guard"
 CONTROLLER = "system:serviceaccount:driftguard-system:driftguard-controller"
@@ -222,8 +223,10 @@ def set_up() -> None:
         "apiVersion": "gitops.driftguard.io/v1alpha1", "kind": "Application",
         "metadata": {"name": "shop", "namespace": NAMESPACE},
         "spec": {"source": {"repoURL": "git://127.0.0.1:9/shop.git", "path": "apps/shop"},
-                 "destination": {"namespace": NAMESPACE}, "driftGuard": {"mode": "enforce"}},
+                 "destination": {"namespace": NAMESPACE}, "driftGuard": {"mode": "enforce"},
+                 "project": NAMESPACE},
     }  # fmt: skip
+    kubectl("apply", "-f", "-", input=json.dumps(project(NAMESPACE, [NAMESPACE], [NAMESPACE])))
     kubectl("apply", "-f", "-", input=json.dumps(app))
     inventory = [{"group": "", "kind": "ConfigMap", "namespace": NAMESPACE, "name": "guard", "version": "v1"}]
     status = {

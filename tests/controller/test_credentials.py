@@ -22,8 +22,13 @@ def secret(name: str, *, label: str | None = "repository", **data: str) -> dict[
     }
 
 
+def admin_credentials(url: str, secrets: list[dict[str, Any]]) -> Credentials | None:
+    """For an Application in driftguard-system, which Secrets without a project serve."""
+    return credentials_for(url, secrets, project="default", app_namespace="driftguard-system")
+
+
 def test_a_secret_for_the_exact_url_gives_its_credentials() -> None:
-    found = credentials_for(
+    found = admin_credentials(
         "https://git.example.com/org/apps.git",
         [secret("apps", url="https://git.example.com/org/apps.git", username="bot", password="s3cret")],
     )
@@ -42,7 +47,7 @@ def test_a_secret_for_the_exact_url_gives_its_credentials() -> None:
 )
 def test_a_prefix_covers_every_repository_below_it(url: str) -> None:
     secrets = [secret("org", url="https://git.example.com/org/", password="t")]
-    assert credentials_for(url, secrets) == Credentials(password="t")
+    assert admin_credentials(url, secrets) == Credentials(password="t")
 
 
 @pytest.mark.parametrize(
@@ -54,7 +59,7 @@ def test_a_prefix_covers_every_repository_below_it(url: str) -> None:
     ],
 )
 def test_a_prefix_only_matches_whole_path_segments_and_the_same_scheme(url: str) -> None:
-    assert credentials_for(url, [secret("org", url="https://git.example.com/org", password="t")]) is None
+    assert admin_credentials(url, [secret("org", url="https://git.example.com/org", password="t")]) is None
 
 
 def test_the_longest_prefix_wins_whatever_the_order() -> None:
@@ -64,21 +69,21 @@ def test_the_longest_prefix_wins_whatever_the_order() -> None:
         secret("org", url="https://git.example.com/org", password="org"),
     ]
     for ordered in (secrets, secrets[::-1]):
-        assert credentials_for("https://git.example.com/org/apps", ordered) == Credentials(password="repo")
-        assert credentials_for("https://git.example.com/org/other", ordered) == Credentials(password="org")
-        assert credentials_for("https://git.example.com/x/y", ordered) == Credentials(password="host")
+        assert admin_credentials("https://git.example.com/org/apps", ordered) == Credentials(password="repo")
+        assert admin_credentials("https://git.example.com/org/other", ordered) == Credentials(password="org")
+        assert admin_credentials("https://git.example.com/x/y", ordered) == Credentials(password="host")
 
 
 @pytest.mark.parametrize("label", [None, "helm-chart", ""])
 def test_secrets_without_the_repository_label_are_ignored(label: str | None) -> None:
     assert (
-        credentials_for("https://h/org/a", [secret("x", label=label, url="https://h/org", password="p")])
+        admin_credentials("https://h/org/a", [secret("x", label=label, url="https://h/org", password="p")])
         is None
     )
 
 
 def test_argo_cd_repo_creds_templates_count_too() -> None:
-    found = credentials_for(
+    found = admin_credentials(
         "https://h/org/a", [secret("x", label="repo-creds", url="https://h/org", password="p")]
     )
     assert found == Credentials(password="p")
@@ -93,16 +98,16 @@ def test_ssh_credentials_with_known_hosts_and_the_insecure_flag() -> None:
         secret("loose", url="ssh://git@gitlab.example.com/group", sshPrivateKey=key, insecure="true"),
         secret("loose2", url="ssh://git@gitea.example.com/", sshPrivateKey=key, insecureIgnoreHostKey="True"),
     ]
-    assert credentials_for("git@github.com:org/apps.git", secrets) == Credentials(
+    assert admin_credentials("git@github.com:org/apps.git", secrets) == Credentials(
         ssh_private_key=key, known_hosts="github.com ssh-ed25519 AAAA"
     )
-    assert credentials_for("ssh://git@gitlab.example.com/group/apps.git", secrets) == Credentials(
+    assert admin_credentials("ssh://git@gitlab.example.com/group/apps.git", secrets) == Credentials(
         ssh_private_key=key, insecure_ignore_host_key=True
     )
-    assert credentials_for("ssh://git@GITEA.example.com/x/y", secrets) == Credentials(
+    assert admin_credentials("ssh://git@GITEA.example.com/x/y", secrets) == Credentials(
         ssh_private_key=key, insecure_ignore_host_key=True
     )
-    assert credentials_for("git@github.com:other/apps.git", secrets) is None
+    assert admin_credentials("git@github.com:other/apps.git", secrets) is None
 
 
 def test_helm_repositories_secrets_without_a_url_and_undecodable_data_are_skipped() -> None:
@@ -114,13 +119,13 @@ def test_helm_repositories_secrets_without_a_url_and_undecodable_data_are_skippe
         broken,
         secret("git", url="https://h", password="git", type="git"),
     ]
-    assert credentials_for("https://h/org/a", secrets) == Credentials(password="git")
+    assert admin_credentials("https://h/org/a", secrets) == Credentials(password="git")
 
 
 def test_string_data_is_read_as_plain_text_and_wins_over_data() -> None:
     s = secret("mixed", url="https://h/org", password="from-data")
     s["stringData"] = {"password": "from-string-data", "username": "u"}
-    assert credentials_for("https://h/org/a", [s]) == Credentials(username="u", password="from-string-data")
+    assert admin_credentials("https://h/org/a", [s]) == Credentials(username="u", password="from-string-data")
 
 
 def test_credentials_never_show_secrets_in_their_repr() -> None:
@@ -141,3 +146,30 @@ def test_credentials_never_show_secrets_in_their_repr() -> None:
 )
 def test_urls_are_normalised_before_matching(url: str, expected: str) -> None:
     assert normalise_url(url) == expected
+
+
+def test_a_secret_scoped_to_a_project_serves_that_projects_applications_only() -> None:
+    url = "https://git.example.com/team-a/private.git"
+    secrets = [secret("team-a", url=url, username="a", password="a-token", project="team-a")]
+    found = credentials_for(url, secrets, project="team-a", app_namespace="team-a")
+    assert found is not None and found.password == "a-token" and found.source == "driftguard/team-a"
+    assert credentials_for(url, secrets, project="team-b", app_namespace="team-b") is None
+    assert credentials_for(url, secrets, project="default", app_namespace="driftguard-system") is None
+
+
+def test_a_secret_without_a_project_serves_only_applications_in_driftguard_system() -> None:
+    url = "https://git.example.com/platform/infra.git"
+    secrets = [secret("platform", url=url, username="admin", password="admin-token")]
+    assert credentials_for(url, secrets, project="default", app_namespace="driftguard-system") is not None
+    assert credentials_for(url, secrets, project="default", app_namespace="team-a") is None
+    assert credentials_for(url, secrets, project="team-a", app_namespace="team-a") is None
+
+
+def test_the_longest_prefix_among_the_granted_secrets_wins() -> None:
+    url = "https://git.example.com/org/apps.git"
+    secrets = [
+        secret("exact-other", url=url, username="b", password="b", project="team-b"),
+        secret("org", url="https://git.example.com/org", username="a", password="a", project="team-a"),
+    ]
+    found = credentials_for(url, secrets, project="team-a", app_namespace="team-a")
+    assert found is not None and found.username == "a", "another project's more exact Secret is not there"

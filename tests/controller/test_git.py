@@ -538,3 +538,30 @@ def test_an_ssh_fetch_that_fails_does_not_reveal_the_key(cache: RepoCache) -> No
 )
 def test_redact_removes_secrets_and_url_userinfo(text: str, secrets: list[str], expected: str) -> None:
     assert redact(text, secrets) == expected
+
+
+def test_a_repository_fetched_with_a_credential_has_a_mirror_of_its_own(
+    server: GitServer, repo: str, cache: RepoCache
+) -> None:
+    # Project A's credential fetched the private repository; an Application that has no credential
+    # for it must not be served that mirror: it fetches its own, and the server refuses it.
+    url = server.http_url(repo)
+    creds = Credentials(username=server.username, password=server.password, source="driftguard-system/team-a")
+    sha = cache.resolve(url, "main", creds)
+    assert cache.mirror_path(url, "driftguard-system/team-a").is_dir()
+    assert cache.mirror_path(url) != cache.mirror_path(url, "driftguard-system/team-a")
+    with pytest.raises(GitError, match="credentials"):
+        cache.resolve(url, "main", None)
+    with pytest.raises(GitError, match="is not in the cache"), cache.checkout(url, sha):
+        pass
+    with cache.checkout(url, sha, "driftguard-system/team-a") as tree:
+        assert (tree / "README.md").exists() or any(tree.iterdir())
+
+
+def test_git_never_reads_a_local_repository_unless_the_operator_allows_it(
+    server: GitServer, repo: str, tmp_path: Path
+) -> None:
+    local = f"file://{server.path(repo)}"
+    with pytest.raises(GitError, match="transport 'file' not allowed"):
+        RepoCache(tmp_path / "refusing").resolve(local, "main")
+    assert RepoCache(tmp_path / "allowing", allow_local=True).resolve(local, "main")

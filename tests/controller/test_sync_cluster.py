@@ -17,7 +17,7 @@ from kubernetes import client
 
 from extension.api.tracking import MANAGED_LABEL, TRACKING_ANNOTATION
 from tests.support.apps import Apps, condition, push_webhook
-from tests.support.cluster import LOCAL_DIR, REPO_ROOT, Cluster, running_pid
+from tests.support.cluster import LOCAL_DIR, REPO_ROOT, TEST_PROJECT, Cluster, running_pid
 from tests.support.gitserver import GitServer
 from tests.support.waiting import wait_for
 
@@ -352,7 +352,8 @@ def test_an_unreachable_repository_and_wrong_credentials_say_fetch_failed_withou
             namespace="driftguard-system",
             labels={"gitops.driftguard.io/secret-type": "repository"},
         ),
-        string_data={"url": url, "username": git_server.username, "password": wrong},
+        # Granted to the test session's project: a Secret without one serves driftguard-system only.
+        string_data={"url": url, "username": git_server.username, "password": wrong, "project": TEST_PROJECT},
     )
     core = client.CoreV1Api(api_client)
     core.create_namespaced_secret("driftguard-system", secret)
