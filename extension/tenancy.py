@@ -3,15 +3,20 @@ project ``default`` exists. The rules are ``extension.api.projects``; here they 
 A ``file://`` source is refused unless the operator allows local repositories.
 
 An Application write that changes the spec is judged against the project it names, read from
-storage (consistent: a project just tightened counts at once). A missing project, a project its
-namespace may not use, a repository or destination the project does not allow: 403 Forbidden,
-naming the project and the rule. Status and operation writes, and metadata-only writes (a
-finalizer removed), are not judged again; the controller judges every sync anyway.
+storage and kept for PROJECT_SECONDS (creating a thousand Applications reads each project once a
+second or so, not a thousand times): a project changed in the last moments may be judged as it
+was, and the controller, which watches projects, judges every sync again anyway. A missing
+project, a project its namespace may not use, a repository or destination the project does not
+allow: 403 Forbidden, naming the project and the rule. Status and operation writes, and
+metadata-only writes (a finalizer removed), are not judged again.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from extension.api import errors
@@ -26,6 +31,8 @@ from extension.api.projects import (
 from extension.resources import Policy, Resources, WriteOptions
 
 log = logging.getLogger(__name__)
+
+PROJECT_SECONDS = 2.0
 
 # The project Argo CD makes for itself, and with the same rules: it allows everything, and only
 # Applications in the install namespace (which only cluster admins write) may use it.
@@ -42,7 +49,27 @@ DEFAULT_PROJECT_OBJECT: dict[str, Any] = {
 }
 
 
-def application_policy(projects: Resources, *, allow_local: bool = False) -> Policy:
+def application_policy(
+    projects: Resources, *, allow_local: bool = False, clock: Callable[[], float] = time.monotonic
+) -> Policy:
+    kept: dict[str, tuple[dict[str, Any] | None, float]] = {}
+    lock = threading.Lock()
+
+    def project(name: str) -> dict[str, Any] | None:
+        with lock:
+            found = kept.get(name)
+        if found is not None and clock() - found[1] < PROJECT_SECONDS:
+            return found[0]
+        try:
+            read: dict[str, Any] | None = projects.get(INSTALL_NAMESPACE, name)
+        except errors.APIError as exc:
+            if exc.code != 404:
+                raise
+            read = None
+        with lock:
+            kept[name] = (read, clock())
+        return read
+
     def judge(app: dict[str, Any], old: dict[str, Any] | None) -> None:
         spec = app.get("spec") or {}
         meta = app["metadata"]
@@ -54,18 +81,15 @@ def application_policy(projects: Resources, *, allow_local: bool = False) -> Pol
                 APPLICATIONS, str(meta.get("name") or meta.get("generateName") or ""), [cause]
             )
         name, namespace = str(spec.get("project") or DEFAULT_PROJECT), str(meta.get("namespace") or "")
-        try:
-            project = projects.get(INSTALL_NAMESPACE, name)
-        except errors.APIError as exc:
-            if exc.code != 404:
-                raise
+        found = project(name)
+        if found is None:
             raise errors.forbidden_by_policy(
                 APPLICATIONS,
                 str(meta.get("name") or meta.get("generateName") or ""),
                 f"spec.project: project {name} does not exist in {INSTALL_NAMESPACE}; a cluster admin makes "
                 f"projects there, and one whose sourceNamespaces lists {namespace} can be used here",
-            ) from None
-        refused = application_refusals(project, name, namespace, spec)
+            )
+        refused = application_refusals(found, name, namespace, spec)
         if refused:
             raise errors.forbidden_by_policy(
                 APPLICATIONS, str(meta.get("name") or ""), "; ".join(str(r) for r in refused)
