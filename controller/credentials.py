@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from extension.api.projects import INSTALL_NAMESPACE, normalise_url
+from extension.api.projects import INSTALL_NAMESPACE, comparable_url
 
 REPO_CREDS_LABEL = "gitops.driftguard.io/secret-type"
 REPO_CREDS_VALUES = frozenset({"repository", "repo-creds"})
@@ -69,7 +69,8 @@ def _decoded(secret: Mapping[str, Any]) -> dict[str, str] | None:
 
 def _source(secret: Mapping[str, Any]) -> str:
     meta = secret.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    # The uid too: a Secret deleted and made again is another credential, with a mirror of its own.
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}/{meta.get('uid', '')}"
 
 
 def _labelled(secret: Mapping[str, Any]) -> bool:
@@ -97,7 +98,7 @@ def credentials_for(
     answer pass Secrets in a stable order (for example sorted by namespace/name). A Secret not
     granted to the Application is as good as absent: nothing says it exists.
     """
-    target = normalise_url(url)
+    target = comparable_url(url)
     best: tuple[int, Credentials] | None = None
     for secret in secrets:
         if not _labelled(secret):
@@ -107,7 +108,7 @@ def credentials_for(
             continue
         if not granted(data, project, app_namespace):
             continue
-        prefix = normalise_url(data.get("url", ""))
+        prefix = comparable_url(data.get("url", ""))
         if not _covers(prefix, target) or (best is not None and len(prefix) <= best[0]):
             continue
         insecure = data.get("insecureIgnoreHostKey", data.get("insecure", ""))

@@ -157,14 +157,17 @@ class Kube:
 
     # --- discovery ----------------------------------------------------------------------------
     def _discover(self) -> None:
+        """Every kind the server serves, read as the controller itself (an impersonated
+        ServiceAccount's view would be shared by every Application)."""
+        own = self.impersonating("") if self.user else self
         found: dict[tuple[str, str], Resource] = {}
-        versions: list[tuple[str, str]] = [("", v) for v in self.request("GET", "/api")["versions"]]
-        for group in self.request("GET", "/apis")["groups"]:
+        versions: list[tuple[str, str]] = [("", v) for v in own.request("GET", "/api")["versions"]]
+        for group in own.request("GET", "/apis")["groups"]:
             versions.append((group["name"], group["preferredVersion"]["version"]))
         for group, version in versions:
             path = f"/apis/{group}/{version}" if group else f"/api/{version}"
             try:
-                listing = self.request("GET", path)
+                listing = own.request("GET", path)
             except KubeError as exc:  # an unavailable aggregated API must not stop the rest
                 log.warning("discovery of %s failed: %s", path, exc.message)
                 continue

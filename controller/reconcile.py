@@ -256,8 +256,11 @@ class Reconciler:
 
     def _objects(self) -> Kube:
         """The client for the Application's objects (reads, dry runs, applies, prunes): as the
-        ServiceAccount its project names for the destination, when it names one."""
-        kube: Kube = getattr(self._local, "kube", self.kube)
+        ServiceAccount its project names for the destination, when it names one. Only inside a
+        project (``_enter_project``): never the controller's own rights by default."""
+        kube: Kube | None = getattr(self._local, "kube", None)
+        if kube is None:
+            raise RuntimeError("an Application's objects are touched only as its project allows")
         return kube
 
     def read_project(self, name: str) -> dict[str, Any] | None:
@@ -290,11 +293,8 @@ class Reconciler:
                 temporary=False,
             )
         server, _, namespace = projects.destination(spec.get("destination"))
-        try:
-            user = projects.service_account(project, server, namespace)
-        except projects.ProjectError as exc:
-            raise st.Step(st.PROJECT_DENIED, f"project {name}: {exc}", temporary=False) from exc
-        self._local.project = (name, project)
+        user = projects.service_account(project, server, namespace, str(meta.get("namespace") or ""))
+        self._local.project, self._local.spec = (name, project), spec
         self._local.kube = self.kube.impersonating(user) if user else self.kube
 
     def _leave_project(self) -> None:
@@ -700,7 +700,7 @@ class Reconciler:
         namespace = obj["metadata"].get("namespace") or ""
         if res.namespaced and namespace in created_namespaces:
             ns = self.kube.resource("", "Namespace")
-            if ns is not None and self._objects().get(ns, "", namespace) is None:
+            if ns is not None and self.kube.get(ns, "", namespace) is None:
                 return None, f"namespace {namespace} is created by this sync: not dry-run"
         return self._objects().apply(obj, dry_run=True), ""
 
@@ -750,7 +750,9 @@ class Reconciler:
         destination_ns = str((spec.get("destination") or {}).get("namespace") or "")
         if options.get("CreateNamespace") == "true" and destination_ns:
             ns = self.kube.resource("", "Namespace")
-            if ns is not None and self._objects().get(ns, "", destination_ns) is None:
+            # Whether it exists is the controller's to read; creating it is the project's to allow
+            # (judged with the Application) and its ServiceAccount's, when it names one.
+            if ns is not None and self.kube.get(ns, "", destination_ns) is None:
                 self._objects().request("POST", "/api/v1/namespaces", body={
                     "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": destination_ns},
                 })  # fmt: skip
@@ -791,9 +793,15 @@ class Reconciler:
                 try:
                     # A kind a CRD of this sync defines appears in discovery a moment after the
                     # CRD is established (the step before waited for that).
-                    self.kube.resource_for(
+                    res = self.kube.resource_for(
                         obj, wait=self.options.wave_timeout if (ref.group, ref.kind) in crds else 0.0
                     )
+                    if res.namespaced != bool(ref.namespace):
+                        # Judged by the project as one scope, served as the other (a CRD changed
+                        # since): never apply what the project did not judge.
+                        scope = "namespaced" if res.namespaced else "cluster-scoped"
+                        changes.add(ref, "failed", f"the server now serves {ref.kind} as {scope}; sync again")
+                        continue
                     result = self._objects().apply(obj)
                 except KubeError as exc:
                     changes.add(ref, "failed", f"{exc.reason}: {exc.message}")
@@ -831,11 +839,12 @@ class Reconciler:
         self, inventory: list[ObjectRef], desired: dict[ObjectRef, Any], prune_on: bool,
         sync_request: dict[str, Any] | None,
     ) -> tuple[plan.PrunePlan, dict[ObjectRef, tuple[Resource, dict[str, Any]] | None]]:  # fmt: skip
-        """The prune plan, and the live objects of the inventory entries that left Git."""
+        """The prune plan, and the live objects of the inventory entries that left Git. What the
+        project no longer allows (a kind, a namespace) is left in place, as Argo CD does."""
         found = {ref: self._inventory_live(ref) for ref in inventory if ref not in desired}
         no_prune = [
             r for r, f in found.items() if f is not None and plan.object_options(f[1]).get("Prune") == "false"
-        ]
+        ] + self._not_permitted([r for r in found if found[r] is not None])
         prune_plan = plan.plan_prune(
             inventory, desired, prune=prune_on, no_prune=no_prune, max_share=self.options.max_prune_share,
             confirmed=bool((sync_request or {}).get("confirmPrune")),
@@ -1034,32 +1043,45 @@ class Reconciler:
                 body["status"] = status
         raise KubeError(409, "Conflict", "could not write status after 5 conflicts")
 
-    def _as_project_or_self(self, app: dict[str, Any]) -> None:
-        """For a deletion: act as the project's ServiceAccount when it still names one, else as the
-        controller (the objects were deployed under the project, and a deletion only removes what
-        this Application's inventory and tracking ids name)."""
-        try:
-            self._enter_project(app)
-        except st.Step as exc:
-            log.info("[%s/%s] deleting as the controller: %s", app["metadata"]["namespace"],
-                     app["metadata"]["name"], exc.message)  # fmt: skip
-            self._local.kube = self.kube
+    def _not_permitted(self, refs: list[ObjectRef]) -> list[ObjectRef]:
+        """Of the inventory entries ``refs``, those the project no longer allows (kind, namespace)."""
+        name, project = self._local.project
+        spec = self._local.spec
+        server, dest_name, _ = projects.destination(spec.get("destination"))
+        info = [(r.group, r.kind, r.namespace, r.name, bool(r.namespace)) for r in refs]
+        refused = {r.what for r in projects.object_refusals(project, name, server, dest_name, info)}
+        return [r for r, i in zip(refs, info, strict=True) if projects.object_name(*i) in refused]
 
     def _finalize(self, app: dict[str, Any], key: AppKey) -> Outcome:
         finalizers = app["metadata"].get("finalizers") or []
         if RESOURCES_FINALIZER not in finalizers:
             return Outcome()
-        self._as_project_or_self(app)
         try:
+            # As the project's ServiceAccount, and only what the project allows: a deletion never
+            # lends the controller's own rights. Without a project, the finalizer stays.
+            self._enter_project(app)
             return self._delete_inventory(app, key, finalizers)
+        except st.Step as exc:
+            message = f"the deployed objects cannot be deleted: {exc.message}"
+            log.warning("[%s] %s", key, message)
+            known = (app.get("status") or {}).get("conditions") or []
+            before = st.find_condition(known, st.READY) or {}
+            if before.get("message") != message:
+                self.kube.event(app, "Warning", exc.reason, message)
+            return Outcome(requeue_after=self.options.poll_seconds, failed=True)
         finally:
             self._leave_project()
 
     def _delete_inventory(self, app: dict[str, Any], key: AppKey, finalizers: list[str]) -> Outcome:
         remaining = []
-        for ref in plan.plan_prune(
+        deletions = plan.plan_prune(
             st.inventory(app.get("status") or {}), [], prune=True, confirmed=True
-        ).delete:
+        ).delete
+        refused = set(self._not_permitted(deletions))
+        for ref in deletions:
+            if ref in refused:
+                log.info("[%s] left %s in place: its project no longer allows it", key, ref)
+                continue
             found = self._inventory_live(ref)
             if found is None or claimed_app(found[1]) != key:
                 continue
@@ -1086,9 +1108,12 @@ class Reconciler:
         """An Application deleted without the resources finalizer: its objects stay, without
         the managed marks, so the guard lets them go."""
         key = AppKey(app["metadata"]["namespace"], app["metadata"]["name"])
-        self._as_project_or_self(app)
         try:
+            self._enter_project(app)
             self._release(key, app)
+        except st.Step as exc:
+            # The objects keep their marks; the guard lets through objects whose Application is gone.
+            log.warning("[%s] its objects keep their marks: %s", key, exc.message)
         finally:
             self._leave_project()
 

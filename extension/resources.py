@@ -151,7 +151,7 @@ class Resources:
         written, and be fixed one field at a time."""
         warnings: list[str] = []
         unknown = self.kind.unknown_fields(app)
-        if unknown and opts.field_validation == "Strict":
+        if unknown and (opts.field_validation == "Strict" or self.kind.strict_fields):
             raise errors.bad_request(
                 "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in unknown)
             )

@@ -33,6 +33,7 @@ from extension.resources import Policy, Resources, WriteOptions
 log = logging.getLogger(__name__)
 
 PROJECT_SECONDS = 2.0
+MAX_PROJECTS_KEPT = 256
 
 # The project Argo CD makes for itself, and with the same rules: it allows everything, and only
 # Applications in the install namespace (which only cluster admins write) may use it.
@@ -67,6 +68,8 @@ def application_policy(
                 raise
             read = None
         with lock:
+            if len(kept) >= MAX_PROJECTS_KEPT:  # names of projects that do not exist, say
+                kept.clear()
             kept[name] = (read, clock())
         return read
 

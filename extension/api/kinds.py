@@ -40,6 +40,9 @@ class Kind:
     status: bool  # has a status subresource
     operations: tuple[str, ...] = ()  # POST subresources that record an operation
     only_namespace: str = ""  # the one namespace objects of this kind may live in, if any
+    # Unknown fields refused whatever fieldValidation says: a field of a newer Argo CD that we
+    # would drop could only widen what a project allows.
+    strict_fields: bool = False
     categories: tuple[str, ...] = tuple(CATEGORIES)
 
     @property
@@ -66,5 +69,6 @@ APPPROJECTS = Kind(
     short_names=tuple(appprojects.PROJECT_SHORT_NAMES), schema=appprojects.PROJECT_SCHEMA,
     storage="appproject", validate=appprojects.validate_project, defaults=appprojects.project_defaults,
     unknown_fields=appprojects.project_unknown_fields, status=False, only_namespace="driftguard-system",
+    strict_fields=True,
 )  # fmt: skip
 KINDS = (APPLICATIONS, APPPROJECTS)

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 INSTALL_NAMESPACE = "driftguard-system"
 DEFAULT_PROJECT = "default"
@@ -32,6 +32,13 @@ IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
 IN_CLUSTER_NAME = "in-cluster"
 
 Project = dict[str, Any]
+
+
+def comparable_url(url: str) -> str:
+    """A URL as projects and credentials compare it, as Argo CD does: normalised, percent-decoded
+    and lower-cased whole (servers such as GitHub ignore case in paths, so a deny pattern must
+    too)."""
+    return unquote(normalise_url(url)).lower()
 
 
 def normalise_url(url: str) -> str:
@@ -158,11 +165,11 @@ def _normalise_pattern(pattern: str) -> str:
 
 
 def repo_allowed(project: Project, repo_url: str) -> bool:
-    source = normalise_url(repo_url)
+    source = comparable_url(repo_url)
     matched = False
     for pattern in _strings(_spec(project).get("sourceRepos")):
         deny = pattern.startswith("!")
-        normalised = ("!" if deny else "") + _normalise_pattern(pattern.removeprefix("!"))
+        normalised = ("!" if deny else "") + unquote(_normalise_pattern(pattern.removeprefix("!"))).lower()
         if glob_match(normalised, source, negation=True, separator="/"):
             matched = True
         elif deny:
@@ -226,11 +233,12 @@ def kind_allowed(project: Project, group: str, kind: str, namespaced: bool) -> s
     return None
 
 
-def service_account(project: Project, server: str, namespace: str) -> str | None:
+def service_account(project: Project, server: str, namespace: str, app_namespace: str = "") -> str | None:
     """The username every request of an Application with this destination impersonates: the first
     ``destinationServiceAccounts`` entry whose server and namespace match; a name without a
-    namespace lives in the destination namespace. None when the project names no entry at all
-    (the controller's own identity); raises ProjectError when entries exist but none matches."""
+    namespace lives in the destination namespace (the Application's, when the destination names
+    none). None when the project names no entry at all (the controller's own identity); raises
+    ProjectError when entries exist but none matches."""
     entries = _entries(_spec(project).get("destinationServiceAccounts"))
     if not entries:
         return None
@@ -240,7 +248,7 @@ def service_account(project: Project, server: str, namespace: str) -> str | None
         ):
             account = str(item.get("defaultServiceAccount") or "").strip()
             sa_namespace, sep, sa_name = account.rpartition(":")
-            return f"system:serviceaccount:{sa_namespace if sep else namespace}:{sa_name}"
+            return f"system:serviceaccount:{sa_namespace if sep else (namespace or app_namespace)}:{sa_name}"
     raise ProjectError(
         f"no destinationServiceAccounts entry matches server {server} and namespace {namespace or '<none>'}"
     )
@@ -267,11 +275,9 @@ def application_refusals(project: Project, name: str, app_namespace: str, spec: 
     spec = spec if isinstance(spec, dict) else {}
     refused = []
     if not namespace_may_use(project, app_namespace):
-        allowed = ", ".join(_strings(_spec(project).get("sourceNamespaces"))) or "none"
-        refused.append(Refusal(
-            f"namespace {app_namespace}",
-            f"project {name} does not list it in sourceNamespaces (it lists: {allowed})",
-        ))  # fmt: skip
+        refused.append(
+            Refusal(f"namespace {app_namespace}", f"project {name} does not list it in sourceNamespaces")
+        )
     repo = (
         str((spec.get("source") or {}).get("repoURL") or "") if isinstance(spec.get("source"), dict) else ""
     )
@@ -283,7 +289,23 @@ def application_refusals(project: Project, name: str, app_namespace: str, spec: 
             f"destination {server} namespace {namespace or '<none>'}",
             f"project {name} does not allow it in destinations",
         ))  # fmt: skip
+    try:
+        service_account(project, server, namespace, app_namespace)
+    except ProjectError as exc:
+        refused.append(
+            Refusal(f"destination {server} namespace {namespace or '<none>'}", f"project {name}: {exc}")
+        )
+    options = spec.get("syncPolicy") if isinstance(spec.get("syncPolicy"), dict) else {}
+    if "CreateNamespace=true" in _strings(options.get("syncOptions")):
+        rule = kind_allowed(project, "", "Namespace", False)
+        if rule:
+            refused.append(Refusal("syncOptions CreateNamespace=true", f"project {name}'s {rule}"))
     return refused
+
+
+def object_name(group: str, kind: str, namespace: str, name: str, namespaced: bool) -> str:
+    """How a refusal names an object: ``Kind.group namespace/name``."""
+    return f"{kind}{'.' + group if group else ''} {namespace + '/' if namespaced else ''}{name}"
 
 
 def object_refusals(
@@ -297,7 +319,7 @@ def object_refusals(
     name, namespaced): kinds the resource lists refuse, namespaces outside its destinations."""
     refused = []
     for group, kind, namespace, obj_name, namespaced in objects:
-        what = f"{kind}{'.' + group if group else ''} {namespace + '/' if namespaced else ''}{obj_name}"
+        what = object_name(group, kind, namespace, obj_name, namespaced)
         rule = kind_allowed(project, group, kind, namespaced)
         if rule:
             refused.append(Refusal(what, f"project {name}'s {rule}"))

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from controller.credentials import REPO_CREDS_LABEL, Credentials, credentials_for, normalise_url
+from controller.credentials import REPO_CREDS_LABEL, Credentials, credentials_for
+from extension.api.projects import normalise_url
 
 
 def secret(name: str, *, label: str | None = "repository", **data: str) -> dict[str, Any]:
@@ -152,7 +153,7 @@ def test_a_secret_scoped_to_a_project_serves_that_projects_applications_only() -
     url = "https://git.example.com/team-a/private.git"
     secrets = [secret("team-a", url=url, username="a", password="a-token", project="team-a")]
     found = credentials_for(url, secrets, project="team-a", app_namespace="team-a")
-    assert found is not None and found.password == "a-token" and found.source == "driftguard/team-a"
+    assert found is not None and found.password == "a-token" and found.source.startswith("driftguard/team-a/")
     assert credentials_for(url, secrets, project="team-b", app_namespace="team-b") is None
     assert credentials_for(url, secrets, project="default", app_namespace="driftguard-system") is None
 

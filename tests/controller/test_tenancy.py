@@ -73,8 +73,14 @@ def test_a_namespace_editor_cannot_make_themselves_cluster_admin_through_an_appl
 @pytest.mark.parametrize(
     ("rule", "spec", "said"),
     [
-        ("destination", {"destination_namespace": "kube-system"}, "does not allow it in destinations"),
-        ("repository", {}, "does not allow it in sourceRepos"),
+        ("destination", {"destination_namespace": "kube-system"}, " does not allow it in destinations"),
+        ("repository", {}, " does not allow it in sourceRepos"),
+        # Making a namespace is making a cluster-scoped object: the project must list Namespace.
+        (
+            "namespace",
+            {"syncPolicy": {"syncOptions": ["CreateNamespace=true"]}},
+            "'s clusterResourceWhitelist does not list it",
+        ),
     ],
 )
 def test_a_write_outside_the_project_is_refused_with_the_project_and_the_rule(
@@ -92,7 +98,7 @@ def test_a_write_outside_the_project_is_refused_with_the_project_and_the_rule(
     assert result.returncode != 0
     assert (
         "Error from server (Forbidden)" in result.stderr
-        and f"project {tenant.project} {said}" in result.stderr
+        and f"project {tenant.project}{said}" in result.stderr
     )
 
 
@@ -182,7 +188,40 @@ def test_with_a_destination_service_account_kubernetes_rbac_has_the_last_word(
         ).stdout
     )["metadata"]["managedFields"]
     assert ("driftguard-controller", "Apply") in {(m["manager"], m["operation"]) for m in managers}
+
+
+def test_deleting_an_application_never_deletes_what_its_project_no_longer_allows(
+    tenant: Tenant, git_server: GitServer, repo: str, api_client: client.ApiClient, kubectl: Kubectl
+) -> None:
+    git_server.commit(
+        repo,
+        {
+            "cm.yaml": configmap("settings"),
+            "sa.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: robot\n",
+        },
+    )
+    body = json.loads(
+        tenant.application("shop", git_server.git_url(repo), tenant.project, syncPolicy={"automated": {}})
+    )
+    body["metadata"]["finalizers"] = ["resources-finalizer.gitops.driftguard.io"]
+    tenant.as_user("apply", "-f", "-", input=json.dumps(body))
+    apps = Apps(api_client, tenant.namespace)
+    apps.wait_synced("shop")
+    # The admin takes ServiceAccounts away from the team; then the team deletes its Application.
+    tenant.set_project(
+        sourceNamespaces=[tenant.namespace], sourceRepos=["*"],
+        destinations=[{"server": "*", "namespace": tenant.namespace}],
+        namespaceResourceBlacklist=[{"group": "", "kind": "ServiceAccount"}],
+    )  # fmt: skip
+    tenant.as_user(
+        "delete", "applications.gitops.driftguard.io", "shop", "-n", tenant.namespace, "--wait=false"
+    )
     wait_for(
-        lambda: "impersonat" not in (condition(apps.get("shop")).get("message") or ""),
-        "no impersonation complaint in the condition",
+        lambda: kubectl("get", "applications.gitops.driftguard.io", "shop", "-n", tenant.namespace,
+                        check=False).returncode != 0,
+        "the Application to be gone",
+    )  # fmt: skip
+    assert kubectl("get", "configmap", "settings", "-n", tenant.namespace, check=False).returncode != 0
+    assert kubectl("get", "serviceaccount", "robot", "-n", tenant.namespace, check=False).returncode == 0, (
+        "the project no longer allows ServiceAccounts: it is left in place, not deleted"
     )

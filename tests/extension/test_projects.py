@@ -41,6 +41,22 @@ def project(**spec: Any) -> dict[str, Any]:
         (["https://git.example/team-?"], "https://git.example/team-a", True),
         (["https://git.example/{shop,cart}"], "https://git.example/cart", True),
         (["https://git.example/{shop,cart}"], "https://git.example/pay", False),
+        # A deny pattern holds whatever the case or encoding of the URL (GitHub ignores case).
+        (
+            ["https://git.example/org/*", "!https://git.example/org/secrets"],
+            "https://git.example/org/Secrets",
+            False,
+        ),
+        (
+            ["https://git.example/org/*", "!https://git.example/org/secrets"],
+            "https://git.example/org/%73ecrets",
+            False,
+        ),
+        (
+            ["https://git.example/org/*", "!https://git.example/org/Secrets"],
+            "https://git.example/org/secrets",
+            False,
+        ),
     ],
 )
 def test_source_repos_match_like_argo_cd(patterns: list[str], url: str, allowed: bool) -> None:
@@ -139,6 +155,36 @@ def test_the_first_matching_destination_service_account_is_impersonated() -> Non
     with pytest.raises(ProjectError, match="no destinationServiceAccounts entry matches"):
         projects.service_account(p, IN_CLUSTER, "web")
     assert projects.service_account(project(), IN_CLUSTER, "web") is None
+    # No destination namespace: the Application's own, as in Argo CD.
+    anywhere = project(
+        destinationServiceAccounts=[{"server": "*", "namespace": "*", "defaultServiceAccount": "d"}]
+    )
+    assert projects.service_account(anywhere, IN_CLUSTER, "", "team-a") == "system:serviceaccount:team-a:d"
+
+
+def test_an_application_whose_destination_has_no_service_account_or_wants_a_namespace_made_is_refused() -> (
+    None
+):
+    p = project(
+        sourceNamespaces=["team-a"],
+        sourceRepos=["*"],
+        destinations=[{"server": "*", "namespace": "team-*"}],
+        destinationServiceAccounts=[
+            {"server": "*", "namespace": "team-a-prod", "defaultServiceAccount": "d"}
+        ],
+    )
+    spec = {
+        "source": {"repoURL": "https://git.example/x"},
+        "destination": {"namespace": "team-a-tmp"},
+        "syncPolicy": {"syncOptions": ["CreateNamespace=true"]},
+    }
+    refused = [str(r) for r in projects.application_refusals(p, "team-a", "team-a", spec)]
+    assert refused == [
+        f"destination {IN_CLUSTER} namespace team-a-tmp: project team-a: no destinationServiceAccounts entry "
+        "matches server https://kubernetes.default.svc and namespace team-a-tmp",
+        "syncOptions CreateNamespace=true: project team-a's clusterResourceWhitelist does not list it "
+        "(cluster-scoped kinds must be listed)",
+    ]
 
 
 def test_an_application_refused_names_the_project_and_each_rule() -> None:
@@ -153,7 +199,7 @@ def test_an_application_refused_names_the_project_and_each_rule() -> None:
     }
     refused = [str(r) for r in projects.application_refusals(p, "team-a", "team-b", spec)]
     assert refused == [
-        "namespace team-b: project team-a does not list it in sourceNamespaces (it lists: team-a)",
+        "namespace team-b: project team-a does not list it in sourceNamespaces",
         "repository https://git.example/team-b/x: project team-a does not allow it in sourceRepos",
         f"destination {IN_CLUSTER} namespace kube-system: project team-a does not allow it in destinations",
     ]

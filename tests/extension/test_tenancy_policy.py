@@ -10,7 +10,7 @@ import pytest
 
 from extension.api import errors
 from extension.api.kinds import APPPROJECTS
-from extension.resources import Resources
+from extension.resources import Resources, WriteOptions
 from extension.tenancy import PROJECT_SECONDS, application_policy
 from tests.extension.test_app import FakeStore
 
@@ -89,3 +89,33 @@ def test_a_project_is_read_again_once_it_has_been_kept_a_moment(store: FakeStore
     policy(app(), None)  # the project as it was a moment ago
     clock.now += PROJECT_SECONDS
     assert "sourceRepos" in refused(policy, app()).message
+
+
+class ActiveStore(FakeStore):
+    def namespace_phase(self, namespace: str) -> str | None:
+        return "Active"
+
+
+def test_a_project_field_unknown_here_is_refused_whatever_field_validation_says() -> None:
+    # A newer Argo CD field dropped here could only widen what the project allows.
+    projects = Resources(ActiveStore(), APPPROJECTS)
+    body = {
+        "apiVersion": "gitops.driftguard.io/v1alpha1", "kind": "AppProject", "metadata": {"name": "team-a"},
+        "spec": {"clusterResourceWhitelist": [{"group": "", "kind": "Namespace", "name": "team-a-*"}]},
+    }  # fmt: skip
+    with pytest.raises(errors.APIError) as caught:
+        projects.create("driftguard-system", body, WriteOptions(field_validation="Ignore"))
+    assert (
+        caught.value.code == 400
+        and 'unknown field "spec.clusterResourceWhitelist[0].name"' in caught.value.message
+    )
+
+
+def test_projects_live_in_driftguard_system_only() -> None:
+    body = {"apiVersion": "gitops.driftguard.io/v1alpha1", "kind": "AppProject", "metadata": {"name": "p"}}
+    with pytest.raises(errors.APIError) as caught:
+        Resources(ActiveStore(), APPPROJECTS).create("team-a", body, WriteOptions())
+    assert (
+        caught.value.code == 403
+        and "AppProjects live in the namespace driftguard-system" in caught.value.message
+    )

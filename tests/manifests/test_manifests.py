@@ -301,7 +301,8 @@ def test_the_guard_decides_updates_in_one_mutating_call_and_creates_deletes_and_
             "request.userInfo.username != 'system:serviceaccount:driftguard-system:driftguard-controller'"
         ), "the controller's identity, as extension/settings.py defaults it"
         assert impersonating["expression"] == (
-            f"!has(request.userInfo.extra) || !('{IMPERSONATED_BY}' in request.userInfo.extra)"
+            f"!has(request.userInfo.extra) || !('{IMPERSONATED_BY}' in request.userInfo.extra) || "
+            f"!('driftguard-controller' in request.userInfo.extra['{IMPERSONATED_BY}'])"
         ), "the controller acting as a project's ServiceAccount"
     main, update = (
         hooks["Validating", "guard.gitops.driftguard.io"],
