@@ -54,7 +54,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server = serve(manager, settings.bind, ready)
+    server = serve(manager, settings.bind, ready, reuse_port=settings.reuse_port)
     log.info("serving /metrics, /healthz, /readyz and /api/webhook on http://%s", settings.bind)
     if settings.leader_election and not elector.acquire(manager.stop):
         return 0

@@ -412,8 +412,11 @@ def _wants_reconcile(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return essence(old) != essence(new)
 
 
-def serve(manager: Manager, bind: str, ready: Callable[[], list[str]]) -> http.server.ThreadingHTTPServer:
-    """The controller's plain-HTTP endpoints (in a cluster, put TLS in front of /api/webhook)."""
+def serve(
+    manager: Manager, bind: str, ready: Callable[[], list[str]], reuse_port: bool = False
+) -> http.server.ThreadingHTTPServer:
+    """The controller's plain-HTTP endpoints (in a cluster, put TLS in front of /api/webhook).
+    ``reuse_port`` lets replicas that share a host network share the port (SO_REUSEPORT)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _reply(
@@ -452,7 +455,11 @@ def serve(manager: Manager, bind: str, ready: Callable[[], list[str]]) -> http.s
             log.debug("http: " + format, *args)
 
     host, _, port = bind.rpartition(":")
-    server = http.server.ThreadingHTTPServer((host, int(port)), Handler)
+
+    class Server(http.server.ThreadingHTTPServer):
+        allow_reuse_port = reuse_port
+
+    server = Server((host, int(port)), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server

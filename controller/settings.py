@@ -24,6 +24,9 @@ class Settings:
     # DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES: file:// sources, read from the controller's own
     # filesystem (its Git cache included). For local experiments only: unsafe on a shared cluster.
     allow_local_repositories: bool = False
+    # DRIFTGUARD_REUSE_PORT: replicas that share one host network (host-network pods on one node)
+    # share the HTTP port (SO_REUSEPORT); probes may then be answered by either.
+    reuse_port: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -40,7 +43,9 @@ class Settings:
             max_prune_share=float(e.get("DRIFTGUARD_MAX_PRUNE_SHARE", cls.max_prune_share)),
             leader_election=e.get("DRIFTGUARD_LEADER_ELECTION", "true").lower() != "false",
             identity=e.get("POD_NAME") or f"{socket.gethostname()}_{os.getpid()}",
-            allow_local_repositories=e.get("DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES", "false").lower() == "true",
+            allow_local_repositories=e.get("DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES", "false").strip().lower()
+            == "true",
+            reuse_port=e.get("DRIFTGUARD_REUSE_PORT", "false").strip().lower() == "true",
         )
 
     def validate(self) -> list[str]:

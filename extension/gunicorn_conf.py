@@ -22,6 +22,7 @@ _settings = Settings.from_env()
 _tls = prepare(_settings)
 
 bind = [_settings.bind]
+reuse_port = _settings.reuse_port
 workers = _settings.workers
 # gthread: each open watch holds a thread, so size threads for the watches you expect.
 worker_class = "gthread"

@@ -28,6 +28,9 @@ class Settings:
     # DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES: accept file:// sources, which the controller reads from
     # its own filesystem (its Git cache included). For local experiments only: unsafe when shared.
     allow_local_repositories: bool = False
+    # DRIFTGUARD_REUSE_PORT: replicas that share one host network (host-network pods on one node)
+    # share the port (SO_REUSEPORT), the kernel spreading connections over them.
+    reuse_port: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -43,8 +46,8 @@ class Settings:
             refresh_seconds=int(env.get("DRIFTGUARD_REFRESH_SECONDS", cls.refresh_seconds)),
             controller_username=env.get("DRIFTGUARD_CONTROLLER_USERNAME", cls.controller_username),
             kubeconfig=env.get("KUBECONFIG", ""),
-            allow_local_repositories=env.get("DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES", "false").lower()
-            == "true",
+            allow_local_repositories=_flag(env, "DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES"),
+            reuse_port=_flag(env, "DRIFTGUARD_REUSE_PORT"),
         )
         problems = settings.validate()
         if problems:
@@ -64,3 +67,7 @@ class Settings:
         if self.threads < 4:
             problems.append("DRIFTGUARD_THREADS must be at least 4 (each open watch holds a thread)")
         return problems
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    return env.get(name, "false").strip().lower() == "true"
