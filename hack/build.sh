@@ -13,13 +13,13 @@ usage() {
 usage: hack/build.sh [component...]
 
 Builds the pinned binaries (default: all) from Go modules and links them into .local/bin/.
-Components: kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm
+Components: kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd kwok helm
 Pins (hack/lib/versions.sh): kubernetes ${KUBE_VERSION}, etcd ${ETCD_VERSION}, kwok ${KWOK_VERSION}, helm ${HELM_VERSION}
 Environment: DRIFTGUARD_CACHE (default ~/.cache/driftguard), KUBEBUILDER_ASSETS.
 USAGE
 }
 
-ALL_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm)
+ALL_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd kwok helm)
 GO_ENV=(env GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false")
 KUBE_MINOR=${KUBE_VERSION#v*.}; KUBE_MINOR=${KUBE_MINOR%%.*}
 KUBE_MAJOR=${KUBE_VERSION#v}; KUBE_MAJOR=${KUBE_MAJOR%%.*}
@@ -31,7 +31,7 @@ done
 
 version_of() { # component -> pinned version
   case $1 in
-    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo "${KUBE_VERSION}" ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubelet) echo "${KUBE_VERSION}" ;;
     etcd) echo "${ETCD_VERSION}" ;;
     kwok) echo "${KWOK_VERSION}" ;;
     helm) echo "${HELM_VERSION}" ;;
@@ -54,7 +54,7 @@ reports_version() {
 
 ldflags_of() {
   case $1 in
-    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo "${KUBE_LDFLAGS}" ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubelet) echo "${KUBE_LDFLAGS}" ;;
     etcd) echo "-s -w" ;;
     kwok) echo "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION}" ;;
     helm) echo "-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" ;;
@@ -94,7 +94,9 @@ require_go() {
 # module with its published v0.X.Y release builds them from the module proxy instead.
 wrapper_module() {
   local dir="${CACHE_DIR}/src/kubernetes-${KUBE_VERSION}"
-  if [[ -f "${dir}/.ready" ]]; then echo "${dir}"; return 0; fi
+  # .ready-2: the wrapper that also builds kubelet (an older one is made again; binaries built
+  # from it stay valid, as their cache key is their version and flags).
+  if [[ -f "${dir}/.ready-2" ]]; then echo "${dir}"; return 0; fi
   log "generating the wrapper module for k8s.io/kubernetes ${KUBE_VERSION} in ${dir}"
   rm -rf "${dir}" && mkdir -p "${dir}"
   local gomod staging_version="v0.${KUBE_VERSION#v1.}"
@@ -121,11 +123,12 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   (cd "${dir}" && "${GO_ENV[@]}" go mod tidy >/dev/null 2>&1 && "${GO_ENV[@]}" go get -tool "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" >/dev/null 2>&1) ||
     die "could not resolve the wrapper module in ${dir} (is the Go module proxy reachable?)"
-  touch "${dir}/.ready"
+  touch "${dir}/.ready-2"
   echo "${dir}"
 }
 
@@ -145,7 +148,7 @@ build_into() { # component tmpdir
   local component=$1 out=$2 version
   version=$(version_of "${component}")
   case ${component} in
-    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubelet)
       (cd "$(wrapper_module)" && "${GO_ENV[@]}" go build -ldflags "$(ldflags_of "${component}")" -o "${out}/${component}" "k8s.io/kubernetes/cmd/${component}") ;;
     etcd)
       (cd "$(wrapper_module)" && "${GO_ENV[@]}" go build -ldflags "$(ldflags_of etcd)" -o "${out}/etcd" go.etcd.io/etcd/server/v3) ;;

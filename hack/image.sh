@@ -8,6 +8,7 @@
 # ~/.cache/driftguard/image/ by a digest of its recipe. With a registry, --base names a public one.
 set -o errexit -o nounset -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+source "${REPO_ROOT}/hack/lib/podman.sh"
 
 usage() {
   cat <<USAGE
@@ -37,31 +38,6 @@ ARCHIVE="${LOCAL_DIR}/driftguard-${VERSION}.oci.tar"
 CONTEXT="${LOCAL_DIR}/image"
 BASE_PACKAGES="python3,python3-venv,git,ca-certificates"
 started=${SECONDS}
-
-ensure_tools() {
-  local missing=()
-  for tool in podman runc mmdebstrap; do
-    command -v "${tool}" >/dev/null 2>&1 || missing+=("${tool}")
-  done
-  ((${#missing[@]} == 0)) && return 0
-  [[ ${EUID} -eq 0 ]] || die "missing ${missing[*]}: install them from Debian's packages (apt-get install ${missing[*]})"
-  log "installing ${missing[*]} from Debian's packages ..."
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >"${LOCAL_DIR}/logs/apt-image.log" 2>&1 ||
-    die "apt-get install ${missing[*]} failed; see .local/logs/apt-image.log"
-}
-
-# podman on these machines: only runc runs containers (crun refuses hybrid cgroups), and the
-# sandbox refuses to raise rlimits, so no default ulimits.
-podman_setup() {
-  mkdir -p "${LOCAL_DIR}/podman"
-  export CONTAINERS_CONF="${LOCAL_DIR}/podman/containers.conf"
-  cat >"${CONTAINERS_CONF}" <<CONF
-[containers]
-default_ulimits = []
-[engine]
-runtime = "runc"
-CONF
-}
 
 local_base() {
   local recipe digest tar image
@@ -104,8 +80,8 @@ context() {
 cd "${REPO_ROOT}"
 mkdir -p "${LOCAL_DIR}/logs"
 ensure_venv
-ensure_tools
 podman_setup
+[[ -n ${BASE} ]] || ensure_packages mmdebstrap:mmdebstrap
 [[ -n ${BASE} ]] || BASE=$(local_base)
 context
 log "building ${IMAGE} FROM ${BASE} ..."

@@ -4,12 +4,13 @@
 set -o errexit -o nounset -o pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "${REPO_ROOT}/hack/lib/cluster.sh"
+source "${REPO_ROOT}/hack/lib/node.sh"
 
 usage() {
   cat <<USAGE
 usage: hack/local-down.sh [--purge]
 
-Stops the local control plane (and driftguard's host processes, if running).
+Stops the local control plane (and driftguard's host processes and the real node, if running).
   --purge   also delete the cluster's state (.local/etcd, .local/pki, .local/logs)
 USAGE
 }
@@ -42,6 +43,8 @@ main() {
     *) usage >&2; exit 2 ;;
   esac
   local i extra
+  # The real node first (hack/node-up.sh): its containers outlive containerd, and hold ports.
+  node_down
   # driftguard's own host processes (hack/demo.sh) record pid files here too.
   for extra in "${PID_DIR}"/*.pid; do
     [[ -e "${extra}" ]] || continue
