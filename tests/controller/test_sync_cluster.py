@@ -483,6 +483,8 @@ def test_sync_waves_apply_in_order_and_namespaces_come_first(
         order = [r["name"] for r in app["status"]["operationState"]["syncResult"]["resources"]]
         assert order == [extra, "early", "web", "late"]
     finally:
+        # The Application first: while it exists, self-heal would bring the Namespace back.
+        apps.delete("waves")
         kubectl("delete", "namespace", extra, "--wait=false", check=False)
 
 

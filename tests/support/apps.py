@@ -55,6 +55,25 @@ class Apps:
         )
         return patched
 
+    def delete(self, name: str) -> None:
+        """Delete the Application and wait until it is gone (its finalizer, if any, done)."""
+        try:
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
+        def gone() -> bool:
+            try:
+                self.get(name)
+            except client.ApiException as exc:
+                if exc.status == 404:
+                    return True
+                raise
+            return False
+
+        wait_for(gone, f"Application {self.namespace}/{name} to be deleted")
+
     def operate(self, name: str, sub: str, body: dict[str, Any]) -> dict[str, Any]:
         api = self.custom.api_client
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{self.namespace}/{PLURAL}/{name}/{sub}"
