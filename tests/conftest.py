@@ -48,6 +48,11 @@ def cluster() -> Iterator[Cluster]:
         subprocess.run([str(REPO_ROOT / "hack" / "local-down.sh")], capture_output=True, check=False)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The real-node install runs last: it replaces the host processes the other tests talk to."""
+    items.sort(key=lambda item: item.get_closest_marker("node") is not None)
+
+
 @pytest.fixture(scope="session")
 def driftguard(cluster: Cluster) -> Iterator[Cluster]:
     """driftguard installed from manifests/local with the extension (under gunicorn) and the

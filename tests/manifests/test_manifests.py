@@ -55,7 +55,12 @@ def local(kubectl: Kubectl) -> list[Doc]:
     return render(kubectl, MANIFESTS / "local")
 
 
-@pytest.fixture(params=["base", "local"])
+@pytest.fixture(scope="module")
+def local_node(kubectl: Kubectl) -> list[Doc]:
+    return render(kubectl, MANIFESTS / "local-node")
+
+
+@pytest.fixture(params=["base", "local", "local_node"])
 def rendered(request: pytest.FixtureRequest) -> list[Doc]:
     docs: list[Doc] = request.getfixturevalue(request.param)
     return docs
@@ -526,21 +531,76 @@ def test_the_local_overlay_changes_nothing_else(base: list[Doc], local: list[Doc
             continue
         if doc["kind"] == "Deployment":
             doc["spec"]["replicas"] = 0
-        if doc["kind"] == "APIService":
-            doc["spec"]["service"]["port"] = 8443
-        if doc["kind"] == "Service":
-            doc["spec"] = {
-                "type": "ExternalName",
-                "externalName": "localhost",
-                "ports": [{"name": "https", "port": 8443, "protocol": "TCP"}],
-            }
-        if doc["kind"] in WEBHOOK_KINDS:
-            for webhook in doc["webhooks"]:
-                webhook["clientConfig"] = {
-                    "url": f"https://127.0.0.1:8443{webhook['clientConfig']['service']['path']}"
-                }
+        routed_to_the_host(doc)
         expected.append(doc)
     assert local == expected
+
+
+# --- the local-node overlay (hack/e2e-install.sh) ---------------------------------------------------
+def routed_to_the_host(doc: Doc) -> None:
+    """What ../components/host-routing does to a base object (both local overlays use it)."""
+    if doc["kind"] == "APIService":
+        doc["spec"]["service"]["port"] = 8443
+    if doc["kind"] == "Service":
+        doc["spec"] = {
+            "type": "ExternalName",
+            "externalName": "localhost",
+            "ports": [{"name": "https", "port": 8443, "protocol": "TCP"}],
+        }
+    if doc["kind"] in WEBHOOK_KINDS:
+        for webhook in doc["webhooks"]:
+            webhook["clientConfig"] = {
+                "url": f"https://127.0.0.1:8443{webhook['clientConfig']['service']['path']}"
+            }
+
+
+@cluster
+def test_the_local_node_overlay_changes_only_what_a_loopback_only_host_network_forces(
+    base: list[Doc], local_node: list[Doc]
+) -> None:
+    version = re.search(r'^version = "(.+)"$', (REPO_ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    assert version is not None
+    expected = []
+    for doc in copy.deepcopy(base):
+        routed_to_the_host(doc)
+        if doc["kind"] == "Namespace":
+            labels = doc["metadata"]["labels"]
+            labels["pod-security.kubernetes.io/enforce"] = labels["pod-security.kubernetes.io/warn"] = (
+                "privileged"
+            )
+        if doc["kind"] == "Deployment":
+            name = doc["metadata"]["name"]
+            pod = doc["spec"]["template"]["spec"]
+            pod["hostNetwork"] = True
+            pod["nodeSelector"] = {"kubernetes.io/hostname": "driftguard-node"}
+            pod["tolerations"] = [
+                {
+                    "key": "gitops.driftguard.io/real-node",
+                    "operator": "Equal",
+                    "value": "true",
+                    "effect": "NoSchedule",
+                }
+            ]
+            container = pod["containers"][0]
+            assert container["image"] == f"ghcr.io/driftguard/driftguard:{version.group(1)}"
+            container["image"] = f"localhost/driftguard:{version.group(1)}"
+            port = container.pop("ports")[0]["containerPort"]
+            container["env"] += [
+                {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+                {"name": "KUBERNETES_SERVICE_PORT", "value": "6443"},
+                {"name": "DRIFTGUARD_REUSE_PORT", "value": "true"},
+            ]
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                if probe in container:
+                    container[probe]["httpGet"].update(host="127.0.0.1", port=port)
+            if name == "driftguard-extension":
+                container["env"].append({"name": "DRIFTGUARD_BIND", "value": f"127.0.0.1:{port}"})
+            else:
+                doc["spec"]["replicas"] = 2
+                bind = next(e for e in container["env"] if e["name"] == "DRIFTGUARD_CONTROLLER_BIND")
+                bind["value"] = f"127.0.0.1:{port}"
+        expected.append(doc)
+    assert local_node == expected
 
 
 # --- kube-apiserver's verdict (server-side dry run) ------------------------------------------------
