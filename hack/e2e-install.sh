@@ -115,6 +115,19 @@ apiservice_available() {
 }
 until_true 120 "the APIService to be Available" apiservice_available
 until_true 60 "kubectl to list Applications" k get applications.gitops.driftguard.io -A
+# A labelled object goes through the guard's validating webhook (failurePolicy Fail): kube-apiserver
+# reached it when the dry run is allowed or denied by it, and not when the call itself failed.
+webhooks_answer() {
+  local out
+  out=$(k -n default apply --dry-run=server -f - 2>&1 <<'YAML'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: e2e-webhook-probe, labels: {gitops.driftguard.io/managed: "true"}}
+YAML
+  ) && return 0
+  grep -q "denied the request" <<<"${out}" && ! grep -q "failed calling webhook" <<<"${out}"
+}
+until_true 60 "the guard's webhooks to answer kube-apiserver" webhooks_answer
 k -n driftguard-system get pods -o wide
 
 step "an Application syncs to Synced/Healthy"
