@@ -22,7 +22,11 @@ log = logging.getLogger("controller")
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # a setting that does not parse: the message names it
+        print(f"driftguard-controller: {exc}", file=sys.stderr)
+        return 2
     problems = settings.validate()
     if problems:
         for problem in problems:

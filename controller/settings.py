@@ -7,6 +7,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from extension.settings import flag
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -41,11 +43,10 @@ class Settings:
             bin_dir=e.get("DRIFTGUARD_BIN_DIR", cls.bin_dir),
             webhook_secret=e.get("DRIFTGUARD_WEBHOOK_SECRET", ""),
             max_prune_share=float(e.get("DRIFTGUARD_MAX_PRUNE_SHARE", cls.max_prune_share)),
-            leader_election=e.get("DRIFTGUARD_LEADER_ELECTION", "true").lower() != "false",
+            leader_election=flag(e, "DRIFTGUARD_LEADER_ELECTION", default=True),
             identity=e.get("POD_NAME") or f"{socket.gethostname()}_{os.getpid()}",
-            allow_local_repositories=e.get("DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES", "false").strip().lower()
-            == "true",
-            reuse_port=e.get("DRIFTGUARD_REUSE_PORT", "false").strip().lower() == "true",
+            allow_local_repositories=flag(e, "DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES"),
+            reuse_port=flag(e, "DRIFTGUARD_REUSE_PORT"),
         )
 
     def validate(self) -> list[str]:

@@ -46,8 +46,8 @@ class Settings:
             refresh_seconds=int(env.get("DRIFTGUARD_REFRESH_SECONDS", cls.refresh_seconds)),
             controller_username=env.get("DRIFTGUARD_CONTROLLER_USERNAME", cls.controller_username),
             kubeconfig=env.get("KUBECONFIG", ""),
-            allow_local_repositories=_flag(env, "DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES"),
-            reuse_port=_flag(env, "DRIFTGUARD_REUSE_PORT"),
+            allow_local_repositories=flag(env, "DRIFTGUARD_ALLOW_LOCAL_REPOSITORIES"),
+            reuse_port=flag(env, "DRIFTGUARD_REUSE_PORT"),
         )
         problems = settings.validate()
         if problems:
@@ -69,5 +69,12 @@ class Settings:
         return problems
 
 
-def _flag(env: dict[str, str], name: str) -> bool:
-    return env.get(name, "false").strip().lower() == "true"
+def flag(env: dict[str, str], name: str, default: bool = False) -> bool:
+    """A switch: true or false (any case), unset or empty for the default; anything else is an
+    error that names the variable, never silently the default."""
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("true", "false"):
+        raise ValueError(f"{name} must be true or false, not {env[name]!r}")
+    return value == "true"
