@@ -11,7 +11,8 @@ ensure_packages() {
   [[ ${EUID} -eq 0 ]] || die "missing ${missing[*]}: install them from Debian's packages (apt-get install ${missing[*]})"
   log "installing ${missing[*]} from Debian's packages ..."
   mkdir -p "${LOCAL_DIR}/logs"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >"${LOCAL_DIR}/logs/apt.log" 2>&1 ||
+  apt-get update -q >"${LOCAL_DIR}/logs/apt.log" 2>&1 || log "apt-get update failed (see .local/logs/apt.log); trying the package lists at hand"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >>"${LOCAL_DIR}/logs/apt.log" 2>&1 ||
     die "apt-get install ${missing[*]} failed; see .local/logs/apt.log"
 }
 
