@@ -10,14 +10,15 @@
 # The node's own address is the machine's, never used: probes name 127.0.0.1 (manifests/local-node).
 # The node is tainted gitops.driftguard.io/real-node=true:NoSchedule.
 # shellcheck shell=bash
-NODE_NAME=${NODE_NAME:-driftguard-node}
+NODE_NAME=driftguard-node # manifests/local-node selects it by this name
 NODE_DIR="${LOCAL_DIR}/node"
 NODE_SOCKET="${NODE_DIR}/containerd.sock"
 
 ctr_node() { ctr --address "${NODE_SOCKET}" --namespace k8s.io "$@"; }
 
 node_config() {
-  mkdir -p "${NODE_DIR}/cni" "${NODE_DIR}/kubelet" "${NODE_DIR}/state" "${LOG_DIR}" "${PID_DIR}"
+  rm -rf "${LOG_DIR}/pods" # what a previous node left
+  mkdir -p "${NODE_DIR}/cni" "${NODE_DIR}/kubelet" "${NODE_DIR}/state" "${LOG_DIR}/pods" "${PID_DIR}"
   # runc's default spec, without the rlimits the sandbox refuses to raise.
   ctr oci spec | "$(python_bin)" -c '
 import json, sys
@@ -61,11 +62,16 @@ readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248
 containerRuntimeEndpoint: unix://${NODE_SOCKET}
+# Every request to the kubelet's API is authenticated and then authorized by kube-apiserver (the
+# Node authorizer lets a node ask): a certificate from the cluster CA alone opens no pod. Nothing
+# here calls the kubelet (kube-apiserver has no client certificate for it, and the node's address
+# is the machine's, never dialled): the pods' logs are files under .local/logs/pods/.
 authentication:
   anonymous: {enabled: false}
-  webhook: {enabled: false}
+  webhook: {enabled: true}
   x509: {clientCAFile: ${PKI_DIR}/ca.crt}
-authorization: {mode: AlwaysAllow}
+authorization: {mode: Webhook}
+podLogsDir: ${LOG_DIR}/pods
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
@@ -92,6 +98,10 @@ node_down() {
     wait_gone "${pid}"
     rm -f "${PID_DIR}/kubelet.pid"
     log "stopped kubelet (pid ${pid})"
+  fi
+  # The containers first: a killed shim leaves its container running, reparented.
+  if pid_of containerd >/dev/null; then
+    ctr_node tasks ls -q 2>/dev/null | xargs -r -n1 timeout 10 "$(command -v ctr)" --address "${NODE_SOCKET}" --namespace k8s.io tasks kill --all --signal SIGKILL 2>/dev/null || true
   fi
   pkill -KILL -f "containerd-shim-runc-v2 .*-address ${NODE_SOCKET}" 2>/dev/null || true
   if pid=$(pid_of containerd); then
