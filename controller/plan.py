@@ -189,7 +189,8 @@ def plan_prune(
         plan.refused = (
             f"the prune would delete {len(plan.delete)} of the {len(inventory)} resources this Application "
             f"deployed (more than {max_share:.0%}); confirm it with a sync request: kubectl create --raw "
-            f"…/sync -f - <<< '{{\"prune\": true, \"confirmPrune\": true}}' (see the README, 'Pruning')"
+            f"/apis/gitops.driftguard.io/v1alpha1/namespaces/<namespace>/applications/<name>/sync -f - <<< "
+            f"'{{\"prune\": true, \"confirmPrune\": true}}' (docs/controller.md, 'Prune')"
         )
         plan.keep, plan.delete = plan.keep + plan.delete, []
     # Reverse apply order: webhooks go first, Namespaces and CRDs last.
