@@ -171,6 +171,7 @@ def plan_prune(
     no_prune: Iterable[ObjectRef] = (),
     max_share: float = 0.5,
     confirmed: bool = False,
+    app: AppKey | None = None,
 ) -> PrunePlan:
     """Only what the recorded inventory lists and Git no longer has is a candidate; a label scan
     never is. A prune of more than ``max_share`` of the inventory (and of more than one object)
@@ -189,7 +190,8 @@ def plan_prune(
         plan.refused = (
             f"the prune would delete {len(plan.delete)} of the {len(inventory)} resources this Application "
             f"deployed (more than {max_share:.0%}); confirm it with a sync request: kubectl create --raw "
-            f"/apis/gitops.driftguard.io/v1alpha1/namespaces/<namespace>/applications/<name>/sync -f - <<< "
+            f"/apis/gitops.driftguard.io/v1alpha1/namespaces/{app.namespace if app else '<namespace>'}"
+            f"/applications/{app.name if app else '<name>'}/sync -f - <<< "
             f"'{{\"prune\": true, \"confirmPrune\": true}}' (docs/controller.md, 'Prune')"
         )
         plan.keep, plan.delete = plan.keep + plan.delete, []

@@ -537,7 +537,7 @@ class Reconciler:
                 live[ref] = obj
                 drifted[ref] = [] if source is target else self._compare(desired[ref], obj, rules)
             if not changes.failed() and not restoring:
-                prune_plan, found = self._plan_prune(inventory, desired, prune_on, sync_request)
+                prune_plan, found = self._plan_prune(key, inventory, desired, prune_on, sync_request)
                 self._prune(app, key, prune_plan, found, changes, status, now)
             kept = self._leftovers(inventory, desired, changes)
             failed = changes.failed()
@@ -662,7 +662,7 @@ class Reconciler:
         for ref, why in foreign.items():
             changes.add(ref, "failed", why)
         prune_plan, found = self._plan_prune(
-            inventory, desired, prune_on, (app.get("operation") or {}).get("sync")
+            key, inventory, desired, prune_on, (app.get("operation") or {}).get("sync")
         )
         for ref in prune_plan.delete:
             live_found = found.get(ref)
@@ -836,7 +836,7 @@ class Reconciler:
             time.sleep(1.0)
 
     def _plan_prune(
-        self, inventory: list[ObjectRef], desired: dict[ObjectRef, Any], prune_on: bool,
+        self, key: AppKey, inventory: list[ObjectRef], desired: dict[ObjectRef, Any], prune_on: bool,
         sync_request: dict[str, Any] | None,
     ) -> tuple[plan.PrunePlan, dict[ObjectRef, tuple[Resource, dict[str, Any]] | None]]:  # fmt: skip
         """The prune plan, and the live objects of the inventory entries that left Git. What the
@@ -847,7 +847,7 @@ class Reconciler:
         ] + self._not_permitted([r for r in found if found[r] is not None])
         prune_plan = plan.plan_prune(
             inventory, desired, prune=prune_on, no_prune=no_prune, max_share=self.options.max_prune_share,
-            confirmed=bool((sync_request or {}).get("confirmPrune")),
+            confirmed=bool((sync_request or {}).get("confirmPrune")), app=key,
         )  # fmt: skip
         return prune_plan, found
 

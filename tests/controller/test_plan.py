@@ -92,8 +92,11 @@ def test_prune_off_keeps_what_left_git_and_prune_false_protects_an_object() -> N
 
 
 def test_a_prune_of_most_of_the_inventory_needs_confirmation() -> None:
-    refused = plan.plan_prune(refs("a", "b", "c", "d"), refs("a"), prune=True, max_share=0.5)
+    refused = plan.plan_prune(
+        refs("a", "b", "c", "d"), refs("a"), prune=True, max_share=0.5, app=AppKey("team-a", "shop")
+    )
     assert refused.delete == [] and "3 of the 4" in refused.refused and "confirmPrune" in refused.refused
+    assert "/namespaces/team-a/applications/shop/sync" in refused.refused
     confirmed = plan.plan_prune(refs("a", "b", "c", "d"), refs("a"), prune=True, confirmed=True)
     assert len(confirmed.delete) == 3
 
