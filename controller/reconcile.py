@@ -39,6 +39,7 @@ from extension.api.tracking import (
     BREAK_GLASS_UNTIL,
     MANAGED_LABEL,
     RESOURCES_FINALIZER,
+    SKIP_RECONCILE_ANNOTATIONS,
     TRACKING_ANNOTATION,
     AppKey,
     ObjectRef,
@@ -315,6 +316,10 @@ class Reconciler:
             return Outcome()
         if app["metadata"].get("deletionTimestamp"):
             return self._finalize(app, key)
+        annotations = app["metadata"].get("annotations") or {}
+        if any(annotations.get(a) == "true" for a in SKIP_RECONCILE_ANNOTATIONS):
+            log.debug("[%s] skipped: annotated skip-reconcile", key)
+            return Outcome()
         started = time.monotonic()
         old_status = jsoncodec.clone(app.get("status") or {})
         status = jsoncodec.clone(old_status)

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Protocol
 
+import yaml
 from flask import Flask, Response, request, stream_with_context
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from extension.api import discovery, errors, jsoncodec, managed_fields, openapi, selectors, table
+from extension.api import discovery, errors, jsoncodec, managed_fields, openapi, patches, selectors, table
 from extension.api.kinds import Kind
 from extension.api.schema import GROUP, VERSION
 from extension.auth import Attributes, RequestHeaderConfig, User, authenticate
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = f"/apis/{GROUP}/{VERSION}"
 MAX_BODY = 1024 * 1024  # as kube-apiserver's default for a single object, more or less
+DRAIN_LIMIT = 16 * 1024 * 1024  # an oversized body read and dropped before the 413; past it, a reset
 WATCH_TIMEOUT_DEFAULT = 1800
 
 
@@ -106,6 +108,54 @@ def _body() -> Any:
         raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
 
 
+def _drain(environ: dict[str, Any]) -> None:
+    """Reads an oversized body (up to DRAIN_LIMIT) without keeping it, so that the client, which is
+    still sending, reads the 413 instead of a connection reset (kube-apiserver's proxy would answer
+    503 for it)."""
+    stream, left = environ["wsgi.input"], DRAIN_LIMIT
+    while left > 0 and (chunk := stream.read(min(left, 65536))):
+        left -= len(chunk)
+
+
+def _apply_body() -> Any:
+    """An applied configuration: YAML or JSON, one object."""
+    raw = request.get_data(cache=False)
+    try:
+        docs = [d for d in yaml.safe_load_all(raw) if d is not None]
+    except yaml.YAMLError as exc:
+        raise errors.bad_request(f"error decoding YAML: {exc}") from None
+    if len(docs) != 1 or not isinstance(docs[0], dict):
+        raise errors.bad_request("the applied configuration must be one YAML or JSON object")
+    return docs[0]
+
+
+def _patch(
+    res: Resources, namespace: str, name: str, may_create: Callable[[], None], *, status: bool = False
+) -> Result:
+    """PATCH: server-side apply for application/apply-patch+yaml, else a merge or JSON patch."""
+    media = (request.content_type or "").split(";")[0].strip()
+    force = request.args.get("force")
+    if media != patches.APPLY:
+        if force is not None:
+            raise errors.APIError(
+                422, "Invalid", "force: Forbidden: may not be specified for non-apply patch"
+            )
+        return res.patch(
+            namespace, name, request.content_type or "", _body(), _write_options(), status=status
+        )
+    if not request.args.get("fieldManager"):
+        raise errors.APIError(
+            422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+            "is required for apply patch",
+        )  # fmt: skip
+    if force not in (None, "", "true", "false"):
+        raise errors.bad_request(f'force: Invalid value: "{force}": must be true or false')
+    return res.apply(
+        namespace, name, _apply_body(), _write_options(), force=force == "true", may_create=may_create,
+        status=status,
+    )  # fmt: skip
+
+
 WEBHOOK_PATHS = ("/validate", "/mutate")
 
 
@@ -170,6 +220,7 @@ def create_app(deps: Deps) -> Flask:
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge) -> Response:
+        _drain(request.environ)
         return _error(errors.too_large(MAX_BODY))
 
     @app.errorhandler(HTTPException)
@@ -366,7 +417,12 @@ def create_app(deps: Deps) -> Flask:
                 return respond(res.update(namespace, name, _body(), _write_options()))
             if verb == "patch":
                 return respond(
-                    res.patch(namespace, name, request.content_type or "", _body(), _write_options())
+                    _patch(
+                        res,
+                        namespace,
+                        name,
+                        lambda: authorize(who, Attributes("create", plural, namespace, "")),
+                    )
                 )
             options = _body() or {}
             if not isinstance(options, dict):
@@ -381,9 +437,7 @@ def create_app(deps: Deps) -> Flask:
                 return one(res.get(namespace, name, request.args.get("resourceVersion") or None))
             if verb == "update":
                 return respond(res.update(namespace, name, _body(), _write_options(), status=True))
-            return respond(
-                res.patch(namespace, name, request.content_type or "", _body(), _write_options(), status=True)
-            )
+            return respond(_patch(res, namespace, name, lambda: None, status=True))
 
         base = f"{PREFIX}/namespaces/<namespace>/{plural}"
         app.add_url_rule(f"{PREFIX}/{plural}", f"{plural}_all", all_namespaces, methods=["GET"])

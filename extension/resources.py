@@ -4,19 +4,22 @@ these, and serializes what they return or raise (``APIError``). ``Resources`` is
 
 from __future__ import annotations
 
+import copy
 import datetime
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from extension.api import errors, managed_fields, objects, patches
+from extension.api import errors, fieldsets, managed_fields, objects, patches
 from extension.api.kinds import APPLICATIONS, Kind
 from extension.api.schema import GROUP
 from extension.api.validation import validate_rollback_request, validate_sync_request
 from extension.guard.index import version_number
 
 CONFLICT_RETRIES = 5
+Entries = list[dict[str, Any]]  # metadata.managedFields
+Warnings = list[str]
 # How long a read from a resourceVersion waits for the index to reach it, before it reads the
 # storage instead.
 READ_WAIT_SECONDS = 0.5
@@ -216,6 +219,13 @@ class Resources:
     # --- writes ------------------------------------------------------------------------------
     def create(self, namespace: str, body: Any, opts: WriteOptions) -> Result:
         app = objects.for_create(body, namespace, self.clock(), self.new_uid(), self.kind)
+        return self._create(namespace, app, opts, None)
+
+    def _create(
+        self, namespace: str, app: dict[str, Any], opts: WriteOptions, entries: Entries | None
+    ) -> Result:
+        """Admit and store a new object; ``entries`` are its managedFields when an apply made it,
+        else the creator owns what it set."""
         if self.kind.only_namespace and namespace != self.kind.only_namespace:
             raise errors.forbidden_by_policy(
                 self.kind, app["metadata"].get("name") or "",
@@ -223,7 +233,13 @@ class Resources:
             )  # fmt: skip
         warnings = self._admit(app, opts, for_create=True)
         self.policy(app, None)
-        app["metadata"]["managedFields"] = managed_fields.updated(None, app, opts.field_manager, self.clock())
+        app["metadata"]["managedFields"] = (
+            entries
+            if entries is not None
+            else managed_fields.updated(
+                None, app, opts.field_manager, self.clock(), schema=self.kind.typed_schema
+            )
+        )
         # As kube-apiserver's NamespaceLifecycle admission does for every namespaced object.
         phase = self.store.namespace_phase(namespace)
         if phase is None:
@@ -257,10 +273,13 @@ class Resources:
         change: Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]],
         opts: WriteOptions,
         subresource: str = "",
+        *,
+        applied: bool = False,
     ) -> Result:
         """Read, change, admit, write. ``change`` returns the new object and the resourceVersion the
         client required, if any: that is a precondition (stale -> 409); without one, a concurrent
-        write is retried, as kube-apiserver does."""
+        write is retried, as kube-apiserver does. An update's managedFields are computed here; an
+        apply's (``applied``) come with its new object."""
         for attempt in range(CONFLICT_RETRIES):
             cached = self.recent(namespace, name) if attempt == 0 else None
             old = cached or self.store.get(namespace, name)
@@ -277,15 +296,8 @@ class Resources:
                     continue  # judged against a copy that may be behind: judge the stored object
                 raise
             objects.bump_generation(old, new)
-            # managedFields are the server's: what the client sent back is ignored, and they
-            # change only when the object does.
-            new["metadata"].pop("managedFields", None)
-            if "managedFields" in old["metadata"]:
-                new["metadata"]["managedFields"] = old["metadata"]["managedFields"]
-            if new != old:
-                new["metadata"]["managedFields"] = managed_fields.updated(
-                    old, new, opts.field_manager, self.clock(), subresource=subresource
-                )
+            if not applied:
+                self._record_update(old, new, opts, subresource)
             if cached and (new == old or opts.dry_run):
                 continue  # no write would check the copy's resourceVersion: read the storage
             try:
@@ -294,6 +306,30 @@ class Resources:
                 if exc.code != 409 or wanted_rv:
                     raise
         raise errors.conflict(self.kind, name, "too many concurrent writes; try again")
+
+    def _record_update(
+        self, old: dict[str, Any], new: dict[str, Any], opts: WriteOptions, subresource: str
+    ) -> None:
+        """managedFields after an update, as kube-apiserver keeps them: managedFields the client
+        sent that differ from the stored ones replace them (how kubectl moves client-side apply's
+        fields to its server-side apply manager); an empty or malformed list, or a write to a
+        subresource, keeps the stored ones. They change only when the object does."""
+        stored = old["metadata"].get("managedFields")
+        sent = new["metadata"].pop("managedFields", None)
+        managers = None
+        if sent and sent != stored and not subresource:
+            try:
+                managers = managed_fields.decode(sent)
+            except ValueError:
+                managers = None
+        if stored is not None:
+            new["metadata"]["managedFields"] = stored
+        if new == old and managers is None:
+            return
+        new["metadata"]["managedFields"] = managed_fields.updated(
+            old, new, opts.field_manager, self.clock(), schema=self.kind.typed_schema,
+            subresource=subresource, managers=managers,
+        )  # fmt: skip
 
     def update(
         self, namespace: str, name: str, body: Any, opts: WriteOptions, *, status: bool = False
@@ -343,6 +379,107 @@ class Resources:
             return new, wanted_rv if wanted_rv != old["metadata"]["resourceVersion"] else None
 
         return self._modify(namespace, name, change, opts, "status" if status else "")
+
+    def apply(
+        self,
+        namespace: str,
+        name: str,
+        body: Any,
+        opts: WriteOptions,
+        *,
+        force: bool,
+        may_create: Callable[[], None],
+        status: bool = False,
+    ) -> Result:
+        """Server-side apply: ``body`` is the manager's configuration, merged into the object (or
+        creating it, once ``may_create`` has not refused) with kube-apiserver's field ownership."""
+        config, warnings = self._apply_config(namespace, name, body, opts)
+        subresource = "status" if status else ""
+        wanted = config["metadata"].pop("resourceVersion", None)
+
+        def change(old: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+            merged, entries = self._applied(old, config, opts, force, subresource)
+            new = (
+                objects.for_status_update(old, merged, self.kind)
+                if status
+                else objects.for_update(old, merged, self.kind)
+            )
+            new["metadata"]["managedFields"] = entries
+            return new, wanted
+
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                result = self._modify(namespace, name, change, opts, subresource, applied=True)
+            except errors.APIError as exc:
+                if exc.code != 404 or status or wanted or (exc.details or {}).get("name") != name:
+                    raise
+            else:
+                result.warnings = warnings + result.warnings
+                return result
+            may_create()
+            merged, entries = self._applied(None, config, opts, force, "")
+            app = objects.for_create(merged, namespace, self.clock(), self.new_uid(), self.kind)
+            try:
+                result = self._create(namespace, app, opts, entries)
+            except errors.APIError as exc:
+                if exc.reason != "AlreadyExists":
+                    raise
+                continue  # created meanwhile: apply to it
+            result.warnings = warnings + result.warnings
+            return result
+        raise errors.conflict(self.kind, name, "too many concurrent writes; try again")
+
+    def _apply_config(
+        self, namespace: str, name: str, body: Any, opts: WriteOptions
+    ) -> tuple[dict[str, Any], Warnings]:
+        """The applied configuration, checked: this kind, this object, no server-kept fields, and
+        unknown fields refused, reported or dropped as fieldValidation says (before ownership is
+        computed, so that no manager owns a field that is not stored)."""
+        config = copy.deepcopy(objects.check_kind(body, self.kind))
+        meta = config.setdefault("metadata", {})
+        if meta.get("name") not in (None, "", name):
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
+        if meta.get("namespace") not in (None, "", namespace):
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        if meta.get("managedFields") is not None:
+            raise errors.bad_request("metadata.managedFields must be nil in an applied configuration")
+        meta["name"] = name
+        warnings: Warnings = []
+        unknown = self.kind.unknown_fields(config)
+        if unknown and (opts.field_validation == "Strict" or self.kind.strict_fields):
+            raise errors.bad_request(
+                "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in unknown)
+            )
+        if unknown and opts.field_validation == "Warn":
+            warnings += [f'unknown field "{path}"' for path in unknown]
+        for path in unknown:
+            _prune(config, path)
+        return config, warnings
+
+    def _applied(
+        self,
+        live: dict[str, Any] | None,
+        config: dict[str, Any],
+        opts: WriteOptions,
+        force: bool,
+        subresource: str,
+    ) -> tuple[dict[str, Any], Entries]:
+        try:
+            return managed_fields.applied(
+                live, config, opts.field_manager, self.clock(), schema=self.kind.typed_schema,
+                force=force, subresource=subresource,
+            )  # fmt: skip
+        except managed_fields.ApplyConflict as exc:
+            raise errors.APIError(409, "Conflict", exc.message(), {"causes": exc.causes()}) from None
+        except fieldsets.FieldSetError as exc:
+            name = config["metadata"]["name"]
+            raise errors.APIError(
+                422, "Invalid", f'{self.kind.kind}.{GROUP} "{name}" is invalid: {exc}'
+            ) from None
 
     def delete(self, namespace: str, name: str, opts: WriteOptions, preconditions: Any = None) -> Result:
         if preconditions is not None and not isinstance(preconditions, dict):

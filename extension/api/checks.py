@@ -130,6 +130,7 @@ def schema_errors(node: Schema, value: object, path: str) -> Iterator[FieldError
         for index, item in enumerate(value):
             if item is not None:
                 yield from schema_errors(node.get("items", {}), item, f"{path}[{index}]")
+        yield from _duplicates(node, value, path)
     if isinstance(value, dict):
         for key in node.get("required", ()):
             if value.get(key) is None:
@@ -140,6 +141,23 @@ def schema_errors(node: Schema, value: object, path: str) -> Iterator[FieldError
             if sub is not None and item is not None:
                 child = join(path, key) if key in properties else f"{path}[{key}]"
                 yield from schema_errors(sub, item, child)
+
+
+def _duplicates(node: Schema, value: list[Any], path: str) -> Iterator[FieldError]:
+    """Items of a list of type set or map are unique (by value, or by their keys), as for a CRD."""
+    list_type = node.get("x-kubernetes-list-type")
+    keys = node.get("x-kubernetes-list-map-keys") or []
+    seen: list[Any] = []
+    for index, item in enumerate(value):
+        if list_type == "set":
+            identity: Any = item
+        elif list_type == "map" and isinstance(item, dict):
+            identity = {k: item.get(k) for k in keys}
+        else:
+            continue
+        if identity in seen:
+            yield FieldError(f"{path}[{index}]", DUPLICATE, "", identity)
+        seen.append(identity)
 
 
 def unknown(node: Schema, value: object, path: str) -> Iterator[str]:

@@ -7,11 +7,12 @@ stays with them. Pure.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from extension.api import appprojects, validation
+from extension.api import appprojects, managed_fields, validation
 from extension.api.checks import FieldError
 from extension.api.schema import (
     APPLICATION_SCHEMA,
@@ -46,6 +47,11 @@ class Kind:
     categories: tuple[str, ...] = tuple(CATEGORIES)
 
     @property
+    def typed_schema(self) -> Schema:
+        """The schema server-side apply and managedFields read: ObjectMeta typed in."""
+        return _typed(self.kind)
+
+    @property
     def list_kind(self) -> str:
         return f"{self.kind}List"
 
@@ -72,3 +78,8 @@ APPPROJECTS = Kind(
     strict_fields=True,
 )  # fmt: skip
 KINDS = (APPLICATIONS, APPPROJECTS)
+
+
+@functools.cache
+def _typed(kind: str) -> Schema:
+    return managed_fields.typed_schema(next(k for k in KINDS if k.kind == kind).schema)

@@ -26,7 +26,7 @@ def timestamp(now: datetime.datetime) -> str:
     return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _check_kind(body: Any, kind: Kind) -> dict[str, Any]:
+def check_kind(body: Any, kind: Kind) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise errors.bad_request("the request body must be a JSON object")
     sent, api_version = body.get("kind"), body.get("apiVersion")
@@ -43,7 +43,7 @@ def _check_kind(body: Any, kind: Kind) -> dict[str, Any]:
 
 
 def for_create(body: Any, namespace: str, now: datetime.datetime, uid: str, kind: Kind) -> dict[str, Any]:
-    app = copy.deepcopy(_check_kind(body, kind))
+    app = copy.deepcopy(check_kind(body, kind))
     meta = app.setdefault("metadata", {})
     if meta.get("namespace") not in (None, "", namespace):
         raise errors.bad_request(
@@ -83,7 +83,7 @@ def _check_identity(old: dict[str, Any], body: dict[str, Any], kind: Kind) -> No
 
 def for_update(old: dict[str, Any], body: Any, kind: Kind) -> dict[str, Any]:
     """The main resource: everything but status, operation and the server-owned metadata."""
-    app = copy.deepcopy(_check_kind(body, kind))
+    app = copy.deepcopy(check_kind(body, kind))
     _check_identity(old, app, kind)
     meta = app.setdefault("metadata", {})
     for key in _SERVER_OWNED:
@@ -119,7 +119,7 @@ def bump_generation(old: dict[str, Any], new: dict[str, Any]) -> None:
 def for_status_update(old: dict[str, Any], body: Any, kind: Kind) -> dict[str, Any]:
     """The status subresource: only ``status`` changes (and the controller clears ``operation``
     there once it has taken the operation up, by sending ``operation: null``)."""
-    new = _check_kind(body, kind)
+    new = check_kind(body, kind)
     _check_identity(old, new, kind)
     app = copy.deepcopy(old)
     if "status" in new:

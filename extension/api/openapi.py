@@ -110,11 +110,14 @@ def _meta_schemas(ref: Ref, *, v3: bool) -> dict[str, Schema]:
                 "finalizers": {
                     "type": "array",
                     "items": {"type": "string"},
+                    "x-kubernetes-list-type": "set",
                     "description": "Entries that must be removed before the object is deleted.",
                 },
                 "ownerReferences": {
                     "type": "array",
                     "items": _field(ref, f"{_META}.OwnerReference", "An owner.", v3=v3),
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["uid"],
                     "description": "Objects this one depends on; it is garbage-collected when they go.",
                 },
                 "managedFields": {

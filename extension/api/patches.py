@@ -1,4 +1,5 @@
-"""Patch types the API accepts: JSON merge patch (RFC 7386) and JSON patch (RFC 6902). Pure.
+"""Patch types the API accepts: JSON merge patch (RFC 7386) and JSON patch (RFC 6902), here, and
+server-side apply (``managed_fields``). Pure.
 
 Strategic merge patch is refused with 415, as kube-apiserver does for custom resources: it needs
 patch strategies per field that only built-in types have.
@@ -47,11 +48,4 @@ def apply_patch(content_type: str, original: dict[str, Any], patch: Any) -> dict
         if not isinstance(result, dict):
             raise errors.bad_request("the JSON patch replaced the whole object with a non-object")
         return result
-    if media == APPLY:
-        raise errors.APIError(
-            415,
-            "UnsupportedMediaType",
-            "server-side apply is not supported for applications.gitops.driftguard.io yet: "
-            "use client-side `kubectl apply` (the default), `kubectl edit` or `kubectl patch --type merge`",
-        )
     raise errors.unsupported_media_type(media)

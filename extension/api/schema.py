@@ -86,12 +86,19 @@ def _integer(
     return node
 
 
-def _array(description: str, items: Schema) -> Schema:
-    return {"type": "array", "description": description, "items": items}
+def _array(description: str, items: Schema, *, list_type: str = "", keys: Sequence[str] = ()) -> Schema:
+    """A list: atomic unless ``list_type`` is ``set`` or ``map`` (keyed by ``keys``), which
+    server-side apply merges item by item."""
+    node: Schema = {"type": "array", "description": description, "items": items}
+    if list_type:
+        node["x-kubernetes-list-type"] = list_type
+    if keys:
+        node["x-kubernetes-list-map-keys"] = list(keys)
+    return node
 
 
-def _strings(description: str, item: str) -> Schema:
-    return _array(description, _string(item))
+def _strings(description: str, item: str, *, list_type: str = "") -> Schema:
+    return _array(description, _string(item), list_type=list_type)
 
 
 def _object(
@@ -251,6 +258,7 @@ def _sync_policy() -> Schema:
                 "Options that change how resources are applied, as in Argo CD.",
                 "An option such as 'CreateNamespace=true', 'ServerSideApply=true' or "
                 "'PrunePropagationPolicy=foreground'.",
+                list_type="set",
             ),
             "retry": retry,
         },
@@ -466,6 +474,7 @@ def _status() -> Schema:
             "message": _string("The details, for humans."),
             "lastTransitionTime": _time("When the status last changed"),
         },
+        required=["type"],
     )
     drifted = _object(
         "A change to fields Git sets, made outside Git.",
@@ -504,7 +513,12 @@ def _status() -> Schema:
             "resources": _array("The inventory: every resource the Application manages.", resource),
             "history": _array("Past syncs, newest last, at most spec.revisionHistoryLimit.", history),
             "operationState": operation_state,
-            "conditions": _array("Current observations; errors show here.", condition),
+            "conditions": _array(
+                "Current observations, one per type; errors show here.",
+                condition,
+                list_type="map",
+                keys=["type"],
+            ),
             "reconciledAt": _time("When the controller last compared the cluster with Git"),
             "drift": _object(
                 "Who changed what outside Git, and when.",

@@ -25,6 +25,9 @@ TRACKING_ANNOTATION = f"{PREFIX}tracking-id"
 SYNC_WAVE_ANNOTATIONS = (f"{PREFIX}sync-wave", "argocd.argoproj.io/sync-wave")
 # Per-object sync options, e.g. "Prune=false" (Argo CD reads the same key).
 SYNC_OPTIONS_ANNOTATIONS = (f"{PREFIX}sync-options", "argocd.argoproj.io/sync-options")
+# "true": the controller leaves the Application alone (no sync, no status) until it is removed;
+# deletion still runs the finalizer. Argo CD's key is honoured too.
+SKIP_RECONCILE_ANNOTATIONS = (f"{PREFIX}skip-reconcile", "argocd.argoproj.io/skip-reconcile")
 # Break-glass: set by a member of an allowed group; the reason is free text, the expiry RFC 3339.
 BREAK_GLASS_REASON = f"{PREFIX}break-glass-reason"
 BREAK_GLASS_UNTIL = f"{PREFIX}break-glass-until"

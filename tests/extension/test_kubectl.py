@@ -179,10 +179,6 @@ def test_patches_merge_and_json_work_and_strategic_merge_is_415(k: Kubectl, name
     assert smp.returncode != 0
     assert "application/strategic-merge-patch+json is not supported" in smp.stderr
 
-    ssa = k("apply", "--server-side", "-f", "-", input=manifest("shop", namespace), check=False)
-    assert ssa.returncode != 0
-    assert "server-side apply is not supported for applications.gitops.driftguard.io" in ssa.stderr
-
 
 def test_a_stale_update_gets_409_conflict(k: Kubectl, namespace: str) -> None:
     k("apply", "-f", "-", input=manifest("shop", namespace))
