@@ -18,7 +18,7 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 import yaml
-from flask import Flask, Response, request, stream_with_context
+from flask import Flask, Response, g, request, stream_with_context
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from extension.api import discovery, errors, jsoncodec, managed_fields, openapi, patches, selectors, table
@@ -95,7 +95,17 @@ def _write_options() -> WriteOptions:
     )
     if len(manager) > 128:
         raise errors.bad_request("fieldManager: Too long: may not be more than 128 bytes")
-    return WriteOptions(dry_run=bool(dry_run), field_validation=validation, field_manager=manager)
+    who: User | None = g.get("user")
+    writer: reviews.UserInfo | None = None
+    if who is not None:
+        writer = {
+            "username": who.name,
+            "groups": list(who.groups),
+            "extra": {k: list(v) for k, v in who.extra},
+        }
+    return WriteOptions(
+        dry_run=bool(dry_run), field_validation=validation, field_manager=manager, user=writer
+    )
 
 
 def _body() -> Any:
@@ -257,7 +267,9 @@ def create_app(deps: Deps) -> Flask:
         config = deps.requestheader()
         if config is None:
             raise errors.service_unavailable("the requestheader configuration is not loaded yet")
-        return authenticate(deps.peer_cert(request.environ), request.environ, config)
+        who = authenticate(deps.peer_cert(request.environ), request.environ, config)
+        g.user = who  # the writer the drift guard judges (_write_options)
+        return who
 
     # As many as the requests that may wait on one (threads start only when needed).
     reviews_pool = ThreadPoolExecutor(max_workers=deps.max_watches + 8, thread_name_prefix="review")

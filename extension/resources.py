@@ -4,17 +4,22 @@ these, and serializes what they return or raise (``APIError``). ``Resources`` is
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import jsonpatch
+
 from extension.api import errors, fieldsets, managed_fields, objects, patches
 from extension.api.kinds import APPLICATIONS, Kind
-from extension.api.schema import GROUP
+from extension.api.schema import GROUP, VERSION
 from extension.api.validation import validate_rollback_request, validate_sync_request
+from extension.guard import reviews
 from extension.guard.index import version_number
 
 CONFLICT_RETRIES = 5
@@ -61,6 +66,7 @@ class WriteOptions:
     dry_run: bool = False
     field_validation: str = "Warn"  # Strict | Warn | Ignore, as kube-apiserver's fieldValidation
     field_manager: str = "unknown"  # who writes: the fieldManager parameter or the User-Agent
+    user: reviews.UserInfo | None = None  # the requester, for the drift guard (None: not judged)
 
 
 @dataclass
@@ -126,6 +132,9 @@ def _unchanged(old: dict[str, Any], new: dict[str, Any], path: str) -> bool:
 # called with the new object and the stored one (None on create) on writes to the main resource;
 # raises APIError to refuse. Status and operation writes are not judged again.
 Policy = Callable[[dict[str, Any], dict[str, Any] | None], None]
+# The drift guard, for objects we serve that an Application manages (app of apps): kube-apiserver
+# sends no admission review for an aggregated API, so the writes are reviewed here.
+Admission = Callable[[reviews.AdmissionRequest], reviews.AdmissionResponse]
 
 
 @dataclass
@@ -143,6 +152,36 @@ class Resources:
     # Answers GET and LIST that name a resourceVersion, and LIST without one once the storage
     # has said which versions are newest (README, "Reads").
     reads: ReadCache | None = None
+    admission: Admission | None = None
+
+    def _review(
+        self, operation: str, new: dict[str, Any] | None, old: dict[str, Any] | None, opts: WriteOptions
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        """The drift guard's verdict on a write, as its webhooks give it for other kinds: a denial
+        raises 403; an allowed write may come back with the guard's records added."""
+        if self.admission is None or opts.user is None:
+            return new, []
+        subject = new if new is not None else old
+        meta = (subject or {}).get("metadata") or {}
+        request: reviews.AdmissionRequest = {
+            "uid": self.new_uid(),
+            "kind": {"group": GROUP, "version": VERSION, "kind": self.kind.kind},
+            "resource": {"group": GROUP, "version": VERSION, "resource": self.kind.plural},
+            "name": str(meta.get("name") or ""), "namespace": str(meta.get("namespace") or ""),
+            "operation": operation,  # type: ignore[typeddict-item]
+            "userInfo": opts.user, "object": new, "oldObject": old, "dryRun": opts.dry_run, "options": {},
+        }  # fmt: skip
+        answer = self.admission(request)
+        if not answer.get("allowed"):
+            message = (answer.get("status") or {}).get("message") or "denied by the drift guard"
+            raise errors.APIError(
+                403,
+                "Forbidden",
+                f'admission webhook "guard.gitops.driftguard.io" denied the request: {message}',
+            )
+        if new is not None and answer.get("patch"):
+            new = jsonpatch.apply_patch(new, json.loads(base64.b64decode(answer["patch"])))
+        return new, list(answer.get("warnings") or [])
 
     # --- checks shared by every write ---------------------------------------------------------
     def _admit(
@@ -233,6 +272,8 @@ class Resources:
             )  # fmt: skip
         warnings = self._admit(app, opts, for_create=True)
         self.policy(app, None)
+        reviewed, more = self._review("CREATE", app, None, opts)
+        app, warnings = reviewed or app, warnings + more
         app["metadata"]["managedFields"] = (
             entries
             if entries is not None
@@ -291,6 +332,9 @@ class Resources:
                 warnings = self._admit(new, opts, for_create=False, old=old)
                 if not subresource and new.get("spec") != old.get("spec"):
                     self.policy(new, old)  # metadata alone (a finalizer removed, say) is not judged
+                if not subresource and new != old:
+                    reviewed, more = self._review("UPDATE", new, old, opts)
+                    new, warnings = reviewed or new, warnings + more
             except errors.APIError:
                 if cached:
                     continue  # judged against a copy that may be behind: judge the stored object
@@ -497,6 +541,7 @@ class Resources:
             if pre.get("resourceVersion") and pre["resourceVersion"] != old["metadata"]["resourceVersion"]:
                 raise errors.stale(self.kind, name)
             new = objects.for_delete(old, self.clock())
+            self._review("DELETE", None, old, opts)
             if opts.dry_run:
                 return Result(new or old)
             try:

@@ -187,6 +187,7 @@ def build_app(settings: Settings | None = None) -> Any:
                 policy=application_policy(projects, allow_local=settings.allow_local_repositories),
                 recent=index.latest,
                 reads=index,
+                admission=guard.admit,
             ),
             projects=projects,
             authorizer=Authorizer(http),

@@ -40,6 +40,13 @@ class Guard:
             body, lambda r: verdicts.mutate(r, self.index, self.settings, self.clock(), self.seal_key())
         )
 
+    def admit(self, request: reviews.AdmissionRequest) -> reviews.AdmissionResponse:
+        """The verdict on a write the API serves itself (an Application that another one manages),
+        as the webhooks give it: UPDATE through the mutating one, which also records."""
+        if request.get("operation") == "UPDATE":
+            return verdicts.mutate(request, self.index, self.settings, self.clock(), self.seal_key())
+        return verdicts.review(request, self.index, self.settings, self.clock(), self.parents)
+
     def readiness(self) -> list[str]:
         if self.index.synced:
             return []
