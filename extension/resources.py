@@ -5,13 +5,12 @@ these, and serializes what they return or raise (``APIError``). ``Resources`` is
 from __future__ import annotations
 
 import base64
-import copy
 import datetime
 import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import jsonpatch
 
@@ -80,54 +79,6 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _prune(obj: dict[str, Any], path: str) -> None:
-    """Drop an unknown field by its dotted path (``spec.source.repoUrl``, ``spec.x[0].y``), as
-    kube-apiserver prunes fields a structural schema does not know."""
-    parts: list[str | int] = []
-    for part in path.split("."):
-        name, _, rest = part.partition("[")
-        if name:
-            parts.append(name)
-        for index in rest.replace("]", "").split("[") if rest else []:
-            if index.isascii() and index.isdigit():
-                parts.append(int(index))
-    node: Any = obj
-    for step in parts[:-1]:
-        try:
-            node = node[step]
-        except (KeyError, IndexError, TypeError):
-            return
-    if isinstance(node, dict) and isinstance(parts[-1], str):
-        node.pop(parts[-1], None)
-
-
-_MISSING = object()
-
-
-def _at(obj: Any, path: str) -> Any:
-    """The value at a FieldError path (``spec.source.repoURL``, ``spec.x[0].y``, ``spec.m[key]``), or
-    _MISSING."""
-    node = obj
-    for part in path.replace("[", ".[").split("."):
-        if not part:
-            continue
-        key: Any = part[1:-1] if part.startswith("[") and part.endswith("]") else part
-        if isinstance(node, list):
-            if not (isinstance(key, str) and key.isascii() and key.isdigit() and int(key) < len(node)):
-                return _MISSING
-            node = node[int(key)]
-        elif isinstance(node, dict) and key in node:
-            node = node[key]
-        else:
-            return _MISSING
-    return node
-
-
-def _unchanged(old: dict[str, Any], new: dict[str, Any], path: str) -> bool:
-    before = _at(old, path)
-    return before is not _MISSING and before == _at(new, path)
-
-
 # Judges what a write would store, beyond its schema (the project an Application names, say):
 # called with the new object and the stored one (None on create) on writes to the main resource;
 # raises APIError to refuse. Status and operation writes are not judged again.
@@ -155,23 +106,25 @@ class Resources:
     admission: Admission | None = None
 
     def _review(
-        self, operation: str, new: dict[str, Any] | None, old: dict[str, Any] | None, opts: WriteOptions
+        self,
+        operation: Literal["CREATE", "UPDATE", "DELETE"],
+        new: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+        opts: WriteOptions,
     ) -> tuple[dict[str, Any] | None, list[str]]:
         """The drift guard's verdict on a write, as its webhooks give it for other kinds: a denial
         raises 403; an allowed write may come back with the guard's records added."""
         if self.admission is None or opts.user is None:
             return new, []
-        subject = new if new is not None else old
-        meta = (subject or {}).get("metadata") or {}
-        request: reviews.AdmissionRequest = {
-            "uid": self.new_uid(),
-            "kind": {"group": GROUP, "version": VERSION, "kind": self.kind.kind},
-            "resource": {"group": GROUP, "version": VERSION, "resource": self.kind.plural},
-            "name": str(meta.get("name") or ""), "namespace": str(meta.get("namespace") or ""),
-            "operation": operation,  # type: ignore[typeddict-item]
-            "userInfo": opts.user, "object": new, "oldObject": old, "dryRun": opts.dry_run, "options": {},
-        }  # fmt: skip
-        answer = self.admission(request)
+        kind: reviews.GroupVersionKind = {"group": GROUP, "version": VERSION, "kind": self.kind.kind}
+        resource: reviews.GroupVersionResource = {
+            "group": GROUP,
+            "version": VERSION,
+            "resource": self.kind.plural,
+        }
+        answer = self.admission(
+            reviews.request_for(self.new_uid(), kind, resource, operation, opts.user, new, old, opts.dry_run)
+        )
         if not answer.get("allowed"):
             message = (answer.get("status") or {}).get("message") or "denied by the drift guard"
             raise errors.APIError(
@@ -191,20 +144,11 @@ class Resources:
         (``old``), a field the write leaves as it was is not judged again (kube-apiserver's
         validation ratcheting): an object stored before a rule existed can still have its status
         written, and be fixed one field at a time."""
-        warnings: list[str] = []
-        unknown = self.kind.unknown_fields(app)
-        if unknown and (opts.field_validation == "Strict" or self.kind.strict_fields):
-            raise errors.bad_request(
-                "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in unknown)
-            )
-        if unknown and opts.field_validation == "Warn":
-            warnings += [f'unknown field "{path}"' for path in unknown]
-        for path in unknown:
-            _prune(app, path)
+        warnings = objects.drop_unknown(app, self.kind, opts.field_validation)
         app.update(self.kind.defaults(app))
         problems = self.kind.validate(app, for_create=for_create)
         if old is not None:
-            problems = [p for p in problems if not _unchanged(old, app, p.path)]
+            problems = [p for p in problems if not objects.unchanged(old, app, p.path)]
         if problems:
             name = app.get("metadata", {}).get("name") or app.get("metadata", {}).get("generateName", "")
             raise errors.invalid(self.kind, name, [p.cause() for p in problems])
@@ -437,7 +381,9 @@ class Resources:
     ) -> Result:
         """Server-side apply: ``body`` is the manager's configuration, merged into the object (or
         creating it, once ``may_create`` has not refused) with kube-apiserver's field ownership."""
-        config, warnings = self._apply_config(namespace, name, body, opts)
+        config = objects.for_apply(body, namespace, name, self.kind)
+        # Unknown fields go before ownership is computed: no manager owns a field that is not stored.
+        warnings = objects.drop_unknown(config, self.kind, opts.field_validation)
         subresource = "status" if status else ""
         wanted = config["metadata"].pop("resourceVersion", None)
 
@@ -472,37 +418,6 @@ class Resources:
             result.warnings = warnings + result.warnings
             return result
         raise errors.conflict(self.kind, name, "too many concurrent writes; try again")
-
-    def _apply_config(
-        self, namespace: str, name: str, body: Any, opts: WriteOptions
-    ) -> tuple[dict[str, Any], Warnings]:
-        """The applied configuration, checked: this kind, this object, no server-kept fields, and
-        unknown fields refused, reported or dropped as fieldValidation says (before ownership is
-        computed, so that no manager owns a field that is not stored)."""
-        config = copy.deepcopy(objects.check_kind(body, self.kind))
-        meta = config.setdefault("metadata", {})
-        if meta.get("name") not in (None, "", name):
-            raise errors.bad_request(
-                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
-            )
-        if meta.get("namespace") not in (None, "", namespace):
-            raise errors.bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request"
-            )
-        if meta.get("managedFields") is not None:
-            raise errors.bad_request("metadata.managedFields must be nil in an applied configuration")
-        meta["name"] = name
-        warnings: Warnings = []
-        unknown = self.kind.unknown_fields(config)
-        if unknown and (opts.field_validation == "Strict" or self.kind.strict_fields):
-            raise errors.bad_request(
-                "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in unknown)
-            )
-        if unknown and opts.field_validation == "Warn":
-            warnings += [f'unknown field "{path}"' for path in unknown]
-        for path in unknown:
-            _prune(config, path)
-        return config, warnings
 
     def _applied(
         self,

@@ -172,9 +172,47 @@ def decode(entries: Any) -> list[Manager]:
     return list(managers.values())
 
 
+MAX_UPDATE_MANAGERS = 10
+ANCIENT = "ancient-changes"
+
+
+def _cap(managers: list[Manager]) -> list[Manager]:
+    """No more than MAX_UPDATE_MANAGERS Update entries: from the oldest on, entries are merged into
+    one named ``ancient-changes`` (it takes the newest merged time), as kube-apiserver's
+    capManagersManager does: the oldest is held back until a second one joins it."""
+    updaters = sorted((m for m in managers if m.operation == UPDATE), key=lambda m: (m.time or "", m.manager))
+    left = len(updaters)
+    if left <= MAX_UPDATE_MANAGERS:
+        return managers
+    bucket = next((m for m in updaters if (m.manager, m.subresource) == (ANCIENT, "")), None)
+    gone: list[Manager] = []
+    first: Manager | None = None
+    for m in updaters:
+        if left <= MAX_UPDATE_MANAGERS:
+            break
+        if first is None:
+            first = m
+            continue
+        if m is bucket:
+            continue
+        if bucket is None:
+            bucket = replace(first, manager=ANCIENT, subresource="")
+            gone.append(first)
+        bucket = replace(bucket, fields=bucket.fields | m.fields, time=m.time)
+        gone.append(m)
+        left -= 1
+    rest = [
+        m
+        for m in managers
+        if m not in gone and (m.manager, m.operation, m.subresource) != (ANCIENT, UPDATE, "")
+    ]
+    return rest + ([bucket] if bucket is not None else [])
+
+
 def encode(managers: list[Manager]) -> list[dict[str, Any]]:
     """Entries in kube-apiserver's order: appliers first, then by time, manager and version."""
     entries = []
+    managers = _cap(managers)
     for m in sorted(
         managers, key=lambda m: (m.operation, m.time or "", m.manager, m.api_version, m.subresource)
     ):

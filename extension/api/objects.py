@@ -42,6 +42,86 @@ def check_kind(body: Any, kind: Kind) -> dict[str, Any]:
     return body
 
 
+def for_apply(body: Any, namespace: str, name: str, kind: Kind) -> dict[str, Any]:
+    """A server-side apply's configuration, checked: this kind, this object, no managedFields."""
+    config = copy.deepcopy(check_kind(body, kind))
+    meta = config.setdefault("metadata", {})
+    if meta.get("name") not in (None, "", name):
+        raise errors.bad_request(
+            f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+        )
+    if meta.get("namespace") not in (None, "", namespace):
+        raise errors.bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
+    if meta.get("managedFields") is not None:
+        raise errors.bad_request("metadata.managedFields must be nil in an applied configuration")
+    meta["name"] = name
+    return config
+
+
+def drop_unknown(obj: dict[str, Any], kind: Kind, field_validation: str) -> list[str]:
+    """Fields the schema does not know: refused (fieldValidation Strict, or a kind that refuses
+    them always), else dropped, with a warning each when Warn. Returns the warnings."""
+    unknown = kind.unknown_fields(obj)
+    if unknown and (field_validation == "Strict" or kind.strict_fields):
+        raise errors.bad_request(
+            "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in unknown)
+        )
+    for path in unknown:
+        _prune(obj, path)
+    return [f'unknown field "{path}"' for path in unknown] if field_validation == "Warn" else []
+
+
+def _prune(obj: dict[str, Any], path: str) -> None:
+    """Drop an unknown field by its dotted path (``spec.source.repoUrl``, ``spec.x[0].y``), as
+    kube-apiserver prunes fields a structural schema does not know."""
+    parts: list[str | int] = []
+    for part in path.split("."):
+        name, _, rest = part.partition("[")
+        if name:
+            parts.append(name)
+        for index in rest.replace("]", "").split("[") if rest else []:
+            if index.isascii() and index.isdigit():
+                parts.append(int(index))
+    node: Any = obj
+    for step in parts[:-1]:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(node, dict) and isinstance(parts[-1], str):
+        node.pop(parts[-1], None)
+
+
+_MISSING = object()
+
+
+def _at(obj: Any, path: str) -> Any:
+    """The value at a FieldError path (``spec.source.repoURL``, ``spec.x[0].y``, ``spec.m[key]``), or
+    _MISSING."""
+    node = obj
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        key: Any = part[1:-1] if part.startswith("[") and part.endswith("]") else part
+        if isinstance(node, list):
+            if not (isinstance(key, str) and key.isascii() and key.isdigit() and int(key) < len(node)):
+                return _MISSING
+            node = node[int(key)]
+        elif isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            return _MISSING
+    return node
+
+
+def unchanged(old: dict[str, Any], new: dict[str, Any], path: str) -> bool:
+    """The field at a FieldError path is there, and the write leaves it as it was."""
+    before = _at(old, path)
+    return before is not _MISSING and before == _at(new, path)
+
+
 def for_create(body: Any, namespace: str, now: datetime.datetime, uid: str, kind: Kind) -> dict[str, Any]:
     app = copy.deepcopy(check_kind(body, kind))
     meta = app.setdefault("metadata", {})

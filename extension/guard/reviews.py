@@ -170,6 +170,26 @@ def undecodable(request: AdmissionRequest) -> str | None:
     return None
 
 
+def request_for(
+    uid: str,
+    kind: GroupVersionKind,
+    resource: GroupVersionResource,
+    operation: Literal["CREATE", "UPDATE", "DELETE"],
+    user: UserInfo,
+    new: dict[str, Any] | None,
+    old: dict[str, Any] | None,
+    dry_run: bool,
+) -> AdmissionRequest:
+    """The request kube-apiserver would send the webhooks for a write (for the writes our own API
+    serves, which no webhook sees)."""
+    meta = (new if new is not None else old or {}).get("metadata") or {}
+    return {
+        "uid": uid, "kind": kind, "resource": resource, "name": str(meta.get("name") or ""),
+        "namespace": str(meta.get("namespace") or ""), "operation": operation, "userInfo": user,
+        "object": new, "oldObject": old, "dryRun": dry_run, "options": {},
+    }  # fmt: skip
+
+
 def review_of(response: AdmissionResponse) -> AdmissionReview:
     return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
 

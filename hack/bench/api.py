@@ -128,6 +128,33 @@ def watch_delay(api: Conn, base: str, name: str, round_: int) -> float:
         curl.wait()
 
 
+def server_side_apply(api: Conn, bases: dict[str, tuple[str, str]], items: int) -> None:
+    """Server-side apply of ``items`` new Applications on each side, interleaved: first the applies
+    that create them, then the same applies again, which change nothing. The objects are deleted
+    afterwards, so that a later run measures creates again."""
+    apply = "application/apply-patch+yaml"
+    times: dict[str, dict[str, list[float]]] = {label: {"create": [], "noop": []} for label in bases}
+    for phase in ("create", "noop"):
+        for i in range(items):
+            for label, (base, api_version) in bases.items():
+                name = f"ssa-{i:04d}"
+                path = f"{base}/namespaces/{NAMESPACE}/applications/{name}?fieldManager=bench"
+                body = app(name, api_version, "Application")
+                times[label][phase].append(
+                    timed(lambda p=path, b=body: api.call("PATCH", p, b, content_type=apply))
+                )
+    header = ("server-side apply", "driftguard p50", "CRD p50", "ratio", "driftguard sum", "CRD sum", "ratio")
+    print("\n{:<28}{:>16}{:>10}{:>8}{:>16}{:>10}{:>8}".format(*header))
+    for phase, title in (("create", f"{items} applies that create"), ("noop", f"{items} no-op re-applies")):
+        ours, theirs = times["driftguard"][phase], times["crd"][phase]
+        p50o, p50c = statistics.median(ours), statistics.median(theirs)
+        print(f"{title:<28}{p50o:>14.1f}ms{p50c:>8.1f}ms{p50o / p50c:>7.2f}x", end="")
+        print(f"{sum(ours) / 1000:>15.1f}s{sum(theirs) / 1000:>9.1f}s{sum(ours) / sum(theirs):>7.2f}x")
+    for base, _ in bases.values():
+        for i in range(items):
+            api.call("DELETE", f"{base}/namespaces/{NAMESPACE}/applications/ssa-{i:04d}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=1000)
@@ -226,6 +253,7 @@ def main() -> None:
     )
     print(f"{p99:>14.1f}ms{'':>10}{p99 / percentile(crd_get, 0.99):>7.2f}x")
     print(f"\n(samples: {args.gets} GETs, {args.lists} LISTs, {args.watches} watch rounds per side)")
+    server_side_apply(api, bases, args.items)
     if not args.keep:
         # The CRD's plural is `applications` too: left behind, it would take bare
         # `kubectl get applications` away from driftguard.
