@@ -303,3 +303,44 @@ def test_an_apply_that_creates_needs_create_and_one_that_updates_needs_patch(bot
     changed = both._config(OURS, config(labels={"team": "b"}))
     k(*apply("patcher", "--force-conflicts"), "-n", ns, "--as=patcher", input=changed)
     assert both.get(OURS)["metadata"]["labels"] == {"team": "b"}
+
+
+def test_projects_take_server_side_apply_from_admins_only(driftguard: Cluster, namespace: str) -> None:
+    k = driftguard.kubectl
+    name = f"ssa-{namespace[-5:]}"
+    body = {
+        "apiVersion": f"{OURS}/v1alpha1",
+        "kind": "AppProject",
+        "metadata": {"name": name, "namespace": "driftguard-system"},
+        "spec": {"sourceRepos": ["git://127.0.0.1:9/*"], "sourceNamespaces": [namespace],
+                 "destinations": [{"server": "*", "namespace": namespace}]},
+    }  # fmt: skip
+    try:
+        tenant = f"--as=system:serviceaccount:{namespace}:default"
+        refused = k(*apply("tenant"), tenant, input=json.dumps(body), check=False)
+        assert refused.returncode != 0 and "forbidden" in refused.stderr.lower(), refused.stderr
+        k(*apply("platform"), input=json.dumps(body))
+        body["spec"]["sourceRepos"] = ["git://127.0.0.1:9/team/*"]
+        k(*apply("platform"), input=json.dumps(body))
+        shown = k(
+            "get",
+            f"appprojects.{OURS}",
+            name,
+            "-n",
+            "driftguard-system",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        )
+        stored = json.loads(shown.stdout)
+        assert stored["spec"]["sourceRepos"] == ["git://127.0.0.1:9/team/*"]
+        assert [(e["manager"], e["operation"]) for e in stored["metadata"]["managedFields"]] == [
+            ("platform", "Apply")
+        ]
+        # A second applier of the same list (atomic, as in Argo CD's CRD) conflicts.
+        other = k(
+            *apply("someone-else"), input=json.dumps({**body, "spec": {"sourceRepos": ["*"]}}), check=False
+        )
+        assert other.returncode != 0 and 'conflict with "platform"' in other.stderr, other.stderr
+    finally:
+        k("delete", f"appprojects.{OURS}", name, "-n", "driftguard-system", "--ignore-not-found")
