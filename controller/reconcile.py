@@ -30,13 +30,14 @@ from controller.kube import Kube, KubeError, Resource
 from controller.metrics import Metrics
 from controller.render import Limits
 from controller.sources import Sources
-from extension.api import jsoncodec, projects, seals
+from extension.api import fieldsets, jsoncodec, projects, seals
 from extension.api.checks import parse_time
 from extension.api.schema import GROUP, VERSION
 from extension.api.tracking import (
     BREAK_GLASS_GRANT,
     BREAK_GLASS_REASON,
     BREAK_GLASS_UNTIL,
+    FIELD_MANAGER,
     MANAGED_LABEL,
     RESOURCES_FINALIZER,
     SKIP_RECONCILE_ANNOTATIONS,
@@ -83,6 +84,26 @@ class Outcome:
 
     requeue_after: float | None = None
     failed: bool = False
+
+
+def skip_reconcile(app: dict[str, Any]) -> bool:
+    """The Application says to leave it alone. On one that another Application deploys (app of
+    apps), only Git may say so: the annotation counts when the controller applied it, so that a
+    hand edit, which the drift guard lets through as a field Git does not set, cannot stop it."""
+    meta = app["metadata"]
+    annotations = meta.get("annotations") or {}
+    said = [a for a in SKIP_RECONCILE_ANNOTATIONS if annotations.get(a) == "true"]
+    if not said or claimed_app(app) is None:
+        return bool(said)
+    for entry in meta.get("managedFields") or []:
+        if (entry.get("manager"), entry.get("operation")) != (FIELD_MANAGER, "Apply"):
+            continue
+        try:
+            owned = fieldsets.decode(entry.get("fieldsV1") or {})
+        except ValueError:
+            return False
+        return any(("f:metadata", "f:annotations", f"f:{a}") in owned for a in said)
+    return False
 
 
 @dataclass(frozen=True)
@@ -316,8 +337,7 @@ class Reconciler:
             return Outcome()
         if app["metadata"].get("deletionTimestamp"):
             return self._finalize(app, key)
-        annotations = app["metadata"].get("annotations") or {}
-        if any(annotations.get(a) == "true" for a in SKIP_RECONCILE_ANNOTATIONS):
+        if skip_reconcile(app):
             log.debug("[%s] skipped: annotated skip-reconcile", key)
             return Outcome()
         started = time.monotonic()

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Protocol
 
-import yaml
 from flask import Flask, Response, g, request, stream_with_context
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -127,18 +126,6 @@ def _drain(environ: dict[str, Any]) -> None:
         left -= len(chunk)
 
 
-def _apply_body() -> Any:
-    """An applied configuration: YAML or JSON, one object."""
-    raw = request.get_data(cache=False)
-    try:
-        docs = [d for d in yaml.safe_load_all(raw) if d is not None]
-    except yaml.YAMLError as exc:
-        raise errors.bad_request(f"error decoding YAML: {exc}") from None
-    if len(docs) != 1 or not isinstance(docs[0], dict):
-        raise errors.bad_request("the applied configuration must be one YAML or JSON object")
-    return docs[0]
-
-
 def _patch(
     res: Resources, namespace: str, name: str, may_create: Callable[[], None], *, status: bool = False
 ) -> Result:
@@ -158,12 +145,15 @@ def _patch(
             422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
             "is required for apply patch",
         )  # fmt: skip
-    if force not in (None, "", "true", "false"):
+    forced = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False, "": False}.get(
+        (force or "").lower()
+    )  # Go's strconv.ParseBool, as kube parses the parameter
+    if forced is None:
         raise errors.bad_request(f'force: Invalid value: "{force}": must be true or false')
+    config = patches.decode_apply(request.get_data(cache=False))
     return res.apply(
-        namespace, name, _apply_body(), _write_options(), force=force == "true", may_create=may_create,
-        status=status,
-    )  # fmt: skip
+        namespace, name, config, _write_options(), force=forced, may_create=may_create, status=status
+    )
 
 
 WEBHOOK_PATHS = ("/validate", "/mutate")

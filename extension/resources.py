@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 import jsonpatch
 
 from extension.api import errors, fieldsets, managed_fields, objects, patches
+from extension.api.checks import REQUIRED
 from extension.api.kinds import APPLICATIONS, Kind
 from extension.api.schema import GROUP, VERSION
 from extension.api.validation import validate_rollback_request, validate_sync_request
@@ -88,6 +89,11 @@ Policy = Callable[[dict[str, Any], dict[str, Any] | None], None]
 Admission = Callable[[reviews.AdmissionRequest], reviews.AdmissionResponse]
 
 
+def _invalid(kind: Kind, obj: dict[str, Any], exc: Exception) -> errors.APIError:
+    name = (obj.get("metadata") or {}).get("name", "")
+    return errors.APIError(422, "Invalid", f'{kind.kind}.{GROUP} "{name}" is invalid: {exc}')
+
+
 @dataclass
 class Resources:
     store: Store
@@ -148,7 +154,10 @@ class Resources:
         app.update(self.kind.defaults(app))
         problems = self.kind.validate(app, for_create=for_create)
         if old is not None:
-            problems = [p for p in problems if not objects.unchanged(old, app, p.path)]
+            # A missing field is judged by what holds it: a stored item that lacks a field a newer
+            # rule requires is kept while the write leaves the item as it was.
+            judged = [(p, objects.parent_path(p.path) if p.type == REQUIRED else p.path) for p in problems]
+            problems = [p for p, path in judged if not objects.unchanged(old, app, path)]
         if problems:
             name = app.get("metadata", {}).get("name") or app.get("metadata", {}).get("generateName", "")
             raise errors.invalid(self.kind, name, [p.cause() for p in problems])
@@ -216,15 +225,18 @@ class Resources:
             )  # fmt: skip
         warnings = self._admit(app, opts, for_create=True)
         self.policy(app, None)
-        reviewed, more = self._review("CREATE", app, None, opts)
-        app, warnings = reviewed or app, warnings + more
         app["metadata"]["managedFields"] = (
             entries
             if entries is not None
-            else managed_fields.updated(
-                None, app, opts.field_manager, self.clock(), schema=self.kind.typed_schema
+            else self._fields(
+                lambda: managed_fields.updated(
+                    None, app, opts.field_manager, self.clock(), schema=self.kind.typed_schema
+                ),
+                app,
             )
         )
+        reviewed, more = self._review("CREATE", app, None, opts)
+        app, warnings = reviewed or app, warnings + more
         # As kube-apiserver's NamespaceLifecycle admission does for every namespaced object.
         phase = self.store.namespace_phase(namespace)
         if phase is None:
@@ -276,6 +288,11 @@ class Resources:
                 warnings = self._admit(new, opts, for_create=False, old=old)
                 if not subresource and new.get("spec") != old.get("spec"):
                     self.policy(new, old)  # metadata alone (a finalizer removed, say) is not judged
+                objects.bump_generation(old, new)
+                if not applied:
+                    self._record_update(old, new, opts, subresource)
+                # The guard judges the object as it would be stored, managedFields included (they
+                # tell it which fields Git sets), as kube-apiserver's webhooks see it.
                 if not subresource and new != old:
                     reviewed, more = self._review("UPDATE", new, old, opts)
                     new, warnings = reviewed or new, warnings + more
@@ -283,9 +300,6 @@ class Resources:
                 if cached:
                     continue  # judged against a copy that may be behind: judge the stored object
                 raise
-            objects.bump_generation(old, new)
-            if not applied:
-                self._record_update(old, new, opts, subresource)
             if cached and (new == old or opts.dry_run):
                 continue  # no write would check the copy's resourceVersion: read the storage
             try:
@@ -304,8 +318,10 @@ class Resources:
         subresource, keeps the stored ones. They change only when the object does."""
         stored = old["metadata"].get("managedFields")
         sent = new["metadata"].pop("managedFields", None)
-        managers = None
-        if sent and sent != stored and not subresource:
+        managers: list[managed_fields.Manager] | None = None
+        if sent == [{}] and not subresource:
+            managers = []  # kube's way to clear them: the write's own entry is all that is left
+        elif sent and sent != stored and not subresource:
             try:
                 managers = managed_fields.decode(sent)
             except ValueError:
@@ -314,10 +330,26 @@ class Resources:
             new["metadata"]["managedFields"] = stored
         if new == old and managers is None:
             return
-        new["metadata"]["managedFields"] = managed_fields.updated(
-            old, new, opts.field_manager, self.clock(), schema=self.kind.typed_schema,
-            subresource=subresource, managers=managers,
-        )  # fmt: skip
+        new["metadata"]["managedFields"] = self._fields(
+            lambda: managed_fields.updated(
+                old,
+                new,
+                opts.field_manager,
+                self.clock(),
+                schema=self.kind.typed_schema,
+                subresource=subresource,
+                managers=managers,
+            ),
+            new,
+        )
+
+    def _fields(self, compute: Callable[[], Entries], obj: dict[str, Any]) -> Entries:
+        """managedFields from ``compute``; an object the schema cannot index (a keyed list item
+        without its key) is invalid (422), as in kube."""
+        try:
+            return compute()
+        except fieldsets.FieldSetError as exc:
+            raise _invalid(self.kind, obj, exc) from None
 
     def update(
         self, namespace: str, name: str, body: Any, opts: WriteOptions, *, status: bool = False
@@ -435,10 +467,7 @@ class Resources:
         except managed_fields.ApplyConflict as exc:
             raise errors.APIError(409, "Conflict", exc.message(), {"causes": exc.causes()}) from None
         except fieldsets.FieldSetError as exc:
-            name = config["metadata"]["name"]
-            raise errors.APIError(
-                422, "Invalid", f'{self.kind.kind}.{GROUP} "{name}" is invalid: {exc}'
-            ) from None
+            raise _invalid(self.kind, config, exc) from None
 
     def delete(self, namespace: str, name: str, opts: WriteOptions, preconditions: Any = None) -> Result:
         if preconditions is not None and not isinstance(preconditions, dict):

@@ -174,6 +174,9 @@ def build_app(settings: Settings | None = None) -> Any:
         seal_key=SealKey(api, settings.namespace),
     )
 
+    # AppProjects that an Application deploys are guarded like its other objects.
+    projects.admission = guard.admit
+
     def readiness() -> list[str]:
         missing = []
         if requestheader.current is None:

@@ -67,7 +67,7 @@ def outcome(code: int, answer: Any) -> dict[str, Any]:
 def final(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
     managers = sorted(
-        [e["manager"], e["operation"], e.get("subresource", ""), e.get("fieldsV1")]
+        [e["manager"], e["operation"], e.get("subresource", ""), "time" in e, e.get("fieldsV1")]
         for e in meta.get("managedFields", [])
     )
     return {

@@ -143,6 +143,26 @@ def _to_set(value: Any, schema: Schema | None, path: Path, out: set[Path]) -> No
         out.add(item_path)
 
 
+def check_unique(value: Any, schema: Schema | None, path: Path = ()) -> None:
+    """Raises FieldSetError for an item repeated in a set or a keyed list, as kube refuses it in an
+    applied configuration."""
+    if _atomic(schema, value):
+        return
+    if isinstance(value, dict) and _shape(schema, value) == "map":
+        for key, child in value.items():
+            check_unique(child, _child_schema(schema, key), (*path, f"f:{key}"))
+    elif isinstance(value, list):
+        seen: set[str] = set()
+        for item in value:
+            element = item_element(schema, item)
+            if element in seen:
+                raise FieldSetError(
+                    f"{path_string(path)}: duplicate entries for key {path_string((element,))}"
+                )
+            seen.add(element)
+            check_unique(item, _items_schema(schema), (*path, element))
+
+
 def ensure_named_fields_are_members(paths: Iterable[Path], schema: Schema | None) -> FieldSet:
     """``paths`` and every declared field on their way: a set owning ``spec.source.repoURL`` owns
     ``spec`` and ``spec.source`` too, so that removing it can remove them. Map keys are not added."""
@@ -345,8 +365,14 @@ def _compare(old: Any, new: Any, schema: Schema | None, path: Path, result: Comp
             _leaf(old, new, path, result)
             return
         items = _items_schema(schema)
-        lhs, lhs_found = _index(left_list or [], schema)
-        rhs, rhs_found = _index(right_list or [], schema)
+        try:
+            lhs, lhs_found = _index(left_list or [], schema)
+            rhs, rhs_found = _index(right_list or [], schema)
+        except FieldSetError:
+            # An item without its keys (stored before the list was keyed): the list is compared
+            # as a whole, so that writes to the rest of the object still go through.
+            _leaf(old, new, path, result)
+            return
         for element in [*lhs, *(e for e in rhs if e not in lhs_found)]:
             _compare(
                 lhs_found.get(element, ABSENT), rhs_found.get(element, ABSENT), items,

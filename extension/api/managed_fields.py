@@ -308,6 +308,7 @@ def applied(
     if subresource:
         # A status apply names its object; only its status is written.
         applied_part = {**applied_part, "apiVersion": config.get("apiVersion"), "kind": config.get("kind")}
+    fieldsets.check_unique(applied_part, schema)
     merged = fieldsets.merge(base, applied_part, schema)
     merged = {} if merged is ABSENT else merged
     new_set = _strip(fieldsets.to_set(_scope(applied_part, subresource), schema))
@@ -330,9 +331,9 @@ def applied(
     stamped = []
     for m in result:
         if m.key == me.key:
-            m = replace(
-                m, time=(previous.time if previous and unchanged and previous.time else _timestamp(now))
-            )
+            # A write stamps the time; an apply that changes nothing keeps the one it had (none,
+            # for a new manager), as kube-apiserver does.
+            m = replace(m, time=(previous.time if previous else None) if unchanged else _timestamp(now))
         stamped.append(m)
     return merged, encode(stamped)
 

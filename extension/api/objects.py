@@ -116,6 +116,12 @@ def _at(obj: Any, path: str) -> Any:
     return node
 
 
+def parent_path(path: str) -> str:
+    """``status.conditions[0]`` for ``status.conditions[0].type``; ``spec`` for ``spec[x]``."""
+    cut = max(path.rfind("."), path.rfind("["))
+    return path[:cut] if cut > 0 else ""
+
+
 def unchanged(old: dict[str, Any], new: dict[str, Any], path: str) -> bool:
     """The field at a FieldError path is there, and the write leaves it as it was."""
     before = _at(old, path)

@@ -174,6 +174,7 @@ def _destination_errors(destination: object, path: str) -> Iterator[FieldError]:
 
 def _sync_policy_errors(policy: object, path: str) -> Iterator[FieldError]:
     seen: set[str] = set()
+    options: set[str] = set()  # an option repeated as it is: the schema's set type reports it
     for item_path, option in strings(policy, "syncOptions", path):
         key, sep, value = option.partition("=")
         if not sep:
@@ -182,9 +183,10 @@ def _sync_policy_errors(policy: object, path: str) -> Iterator[FieldError]:
             yield not_supported(item_path, key, sorted(SYNC_OPTION_VALUES))
         elif value not in SYNC_OPTION_VALUES[key]:
             yield not_supported(item_path, option, (f"{key}={v}" for v in SYNC_OPTION_VALUES[key]))
-        elif key in seen:
+        elif key in seen and option not in options:
             yield FieldError(item_path, DUPLICATE, "", option)
         seen.add(key)
+        options.add(option)
     backoff = get(get(policy, "retry", dict), "backoff", dict)
     for key in ("duration", "maxDuration"):
         yield from duration_errors(backoff, key, f"{path}.retry.backoff")

@@ -179,3 +179,26 @@ def test_history_keeps_the_last_entries_and_ids_keep_counting() -> None:
     for n in range(4):
         history = st.add_history(history, f"sha{n}", {}, f"t{n}", {"automated": True}, limit=2)
     assert [(h["id"], h["revision"]) for h in history] == [(2, "sha2"), (3, "sha3")]
+
+
+def test_skip_reconcile_on_a_deployed_application_counts_only_when_git_set_it() -> None:
+    from controller.reconcile import skip_reconcile
+    from extension.api.tracking import FIELD_MANAGER, TRACKING_ANNOTATION
+
+    skip = {"gitops.driftguard.io/skip-reconcile": "true"}
+    top = {"metadata": {"name": "a", "namespace": "n", "annotations": dict(skip)}}
+    assert skip_reconcile(top)
+    assert not skip_reconcile({"metadata": {"name": "a", "namespace": "n"}})
+    tracked = {**skip, TRACKING_ANNOTATION: "n/parent:gitops.driftguard.io/Application:n/a"}
+    kind = {"apiVersion": "gitops.driftguard.io/v1alpha1", "kind": "Application"}
+    by_hand = {**kind, "metadata": {"name": "a", "namespace": "n", "annotations": tracked, "managedFields": [
+        {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {"f:project": {}}}},
+        {"manager": "kubectl-annotate", "operation": "Update",
+         "fieldsV1": {"f:metadata": {"f:annotations": {"f:gitops.driftguard.io/skip-reconcile": {}}}}},
+    ]}}  # fmt: skip
+    assert not skip_reconcile(by_hand)
+    from_git = {**kind, "metadata": {"name": "a", "namespace": "n", "annotations": tracked, "managedFields": [
+        {"manager": FIELD_MANAGER, "operation": "Apply",
+         "fieldsV1": {"f:metadata": {"f:annotations": {"f:gitops.driftguard.io/skip-reconcile": {}}}}},
+    ]}}  # fmt: skip
+    assert skip_reconcile(from_git)

@@ -57,3 +57,23 @@ def test_a_write_that_brings_a_refused_value_is_refused(stored: tuple[Applicatio
         )
     assert refused.value.code == 422
     assert "spec.destination.server" in refused.value.status()["message"]
+
+
+def test_a_condition_stored_without_its_type_does_not_block_other_writes() -> None:
+    """``status.conditions`` became a list keyed by ``type`` (required since): a condition stored
+    before that is kept while writes leave it alone, by users and by the controller's status."""
+    store = FakeStore()
+    apps = Applications(store)
+    apps.create("team-a", copy.deepcopy(APP), WriteOptions())
+    app = store.get("team-a", "shop")
+    app["status"] = {"conditions": [{"status": "True", "reason": "Old"}]}
+    store.apps[("team-a", "shop")] = app
+    labelled = apps.patch("team-a", "shop", MERGE, {"metadata": {"labels": {"tier": "web"}}}, WriteOptions())
+    assert labelled.body["metadata"]["labels"]["tier"] == "web"
+    status = {"status": {"conditions": [{"status": "True", "reason": "Old"}], "sync": {"status": "Unknown"}}}
+    written = apps.patch("team-a", "shop", MERGE, status, WriteOptions(), status=True).body
+    assert written["status"]["sync"]["status"] == "Unknown"
+    with pytest.raises(errors.APIError) as refused:
+        apps.patch("team-a", "shop", MERGE, {"status": {"conditions": [{"status": "False"}]}}, WriteOptions(),
+                   status=True)  # fmt: skip
+    assert refused.value.code == 422 and "status.conditions[0].type: Required value" in refused.value.message
