@@ -123,8 +123,9 @@ driftguard runs on 127.0.0.1: the control plane, the extension (https://127.0.0.
 controller (http://127.0.0.1:8081/metrics), logs in .local/logs/. Try:
 
   export KUBECONFIG=${KUBECONFIG_PATH}
-  export PATH=${LOCAL_BIN}:\$PATH        # the pinned kubectl ${KUBE_VERSION} and helm ${HELM_VERSION}
+  export PATH=${LOCAL_BIN}:${VENV_DIR}/bin:\$PATH   # the pinned kubectl ${KUBE_VERSION}, helm ${HELM_VERSION}, kubectl-driftguard
   kubectl get applications -A -o wide        # served by driftguard's aggregated API
+  kubectl driftguard get shop -n demo        # the CLI: summary, objects, drift (docs/cli.md)
   kubectl get appprojects -n driftguard-system -o wide   # what each team may deploy, where
   kubectl describe application -n demo shop  # resources, history, Events
   kubectl -n demo get applications -w        # and, in another terminal, change Git:

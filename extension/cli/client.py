@@ -1,0 +1,142 @@
+"""kube-apiserver as the user's kubeconfig reaches it, for the plugin: JSON in and out, errors as
+kubectl prints them. The only I/O of the plugin besides the terminal."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import config
+
+from extension.api import jsoncodec
+from extension.kubehttp import KubeHTTP, status_of
+
+GROUP, VERSION = "gitops.driftguard.io", "v1alpha1"
+API = f"/apis/{GROUP}/{VERSION}"
+RESOURCE = f"applications.{GROUP}"
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+
+class CLIError(Exception):
+    """A failure to print as kubectl does, then exit 1."""
+
+
+@dataclass(frozen=True)
+class Flags:
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    as_user: str | None = None
+    as_groups: tuple[str, ...] = ()
+
+
+def _kubeconfig(flags: Flags) -> str:
+    if flags.kubeconfig:
+        return flags.kubeconfig
+    found = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
+    return found or str(Path.home() / ".kube" / "config")
+
+
+class Kube:
+    def __init__(self, flags: Flags) -> None:
+        path = _kubeconfig(flags)
+        try:
+            api = config.new_client_from_config(config_file=path, context=flags.context)  # type: ignore[no-untyped-call]
+            contexts, current = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
+        except (config.ConfigException, OSError) as exc:
+            raise CLIError(f"error: cannot use the kubeconfig {path}: {exc}") from None
+        chosen = (
+            next((c for c in contexts if c["name"] == flags.context), current) if flags.context else current
+        )
+        self.namespace = flags.namespace or (chosen or {}).get("context", {}).get("namespace") or "default"
+        self.http = KubeHTTP(api, user_agent="kubectl-driftguard/v1alpha1")
+        self.headers: dict[str, str] = {}
+        if flags.as_user:
+            self.headers["Impersonate-User"] = flags.as_user
+        if len(flags.as_groups) > 1:
+            raise CLIError("error: --as-group takes one group")
+        for group in flags.as_groups:
+            self.headers["Impersonate-Group"] = group
+
+    def call(self, method: str, path: str, body: Any = None, *, accept: str = "",
+             content_type: str = "application/json", query: dict[str, Any] | None = None) -> Any:  # fmt: skip
+        try:
+            response = self.http.send(
+                method, path, body=body, accept=accept, content_type=content_type, query=query,
+                headers=self.headers,
+            )  # fmt: skip
+        except urllib3.exceptions.HTTPError as exc:
+            raise CLIError(f"error: the server at {self.http.base} could not be reached: {exc}") from None
+        if response.status >= 400:
+            status = status_of(response.data)
+            reason = status.get("reason") or "Unknown"
+            message = status.get("message") or response.data.decode(errors="replace")[:500]
+            raise CLIError(f"Error from server ({reason}): {message}")
+        return jsoncodec.loads(response.data) if response.data else None
+
+    # --- Applications -----------------------------------------------------------------------
+    def app_path(self, name: str = "", namespace: str | None = None) -> str:
+        base = f"{API}/namespaces/{namespace or self.namespace}/applications"
+        return f"{base}/{name}" if name else base
+
+    def app(self, name: str) -> dict[str, Any]:
+        try:
+            return dict(self.call("GET", self.app_path(name)))
+        except CLIError as exc:
+            if "(NotFound)" in str(exc):
+                raise CLIError(f'{exc} in namespace "{self.namespace}" (use -n to look elsewhere)') from None
+            raise
+
+    def until(
+        self, name: str, done: Callable[[dict[str, Any]], bool], timeout: float,
+        progress: Callable[[dict[str, Any]], None] = lambda app: None,
+    ) -> dict[str, Any] | None:  # fmt: skip
+        """Reads the Application every half second until ``done`` says so (it), or the timeout
+        passes (None)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            app = self.app(name)
+            progress(app)
+            if done(app):
+                return app
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.5)
+
+    # --- any kind, for break-glass ------------------------------------------------------------
+    def resource_for(self, kind: str) -> tuple[str, bool, str]:
+        """(the collection's path prefix, e.g. ``/apis/apps/v1/deployments``, namespaced, Kind) of
+        the resource a kind, plural, singular or short name names, as kubectl resolves it through
+        discovery."""
+        wanted = kind.lower()
+        groups = [("", "/api/v1")] + [
+            (g["name"], f"/apis/{g['preferredVersion']['groupVersion']}")
+            for g in self.call("GET", "/apis").get("groups", [])
+        ]
+        group_hint = ""
+        if "." in wanted:
+            wanted, group_hint = wanted.split(".", 1)
+        for group, prefix in groups:
+            if group_hint and group != group_hint:
+                continue
+            try:
+                listing = self.call("GET", prefix)
+            except CLIError:
+                continue
+            for res in listing.get("resources", []):
+                if "/" in res["name"]:
+                    continue
+                names = {
+                    res["name"],
+                    res.get("singularName", ""),
+                    res["kind"].lower(),
+                    *res.get("shortNames", []),
+                }
+                if wanted in names:
+                    return f"{prefix}/{res['name']}", bool(res["namespaced"]), res["kind"]
+        raise CLIError(f'error: the server doesn\'t have a resource type "{kind}"')
