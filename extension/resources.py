@@ -539,7 +539,18 @@ class Applications(Resources):
             body = {}
         if not isinstance(body, dict):
             raise errors.bad_request(f"the {kind} request body must be a JSON object")
-        problems = (validate_sync_request if kind == "sync" else validate_rollback_request)(body)
+        if kind == "diff":
+            # A compare with Git, for whoever may read: a dry-run sync with prune, which applies
+            # nothing. It takes what selects the compare only.
+            extra = sorted(set(body) - {"apiVersion", "kind", "revision", "resources"})
+            if extra:
+                raise errors.APIError(
+                    422, "Invalid",
+                    f'diff request for Application "{name}" is invalid: {", ".join(extra)}: Forbidden: '
+                    "a diff takes revision and resources only (it is always a dry run with prune)",
+                )  # fmt: skip
+            body = {**body, "dryRun": True, "prune": True}
+        problems = (validate_rollback_request if kind == "rollback" else validate_sync_request)(body)
         if problems:
             raise errors.APIError(
                 422, "Invalid",
@@ -553,6 +564,9 @@ class Applications(Resources):
             old = self.store.get(namespace, name)
             if old["metadata"].get("deletionTimestamp"):
                 raise errors.conflict(self.kind, name, f"the Application is being deleted; {kind} is refused")
+            if kind == "diff" and old.get("operation"):
+                # Never in place of an operation someone asked for and the controller has not run.
+                raise errors.conflict(self.kind, name, "an operation is pending; diff again once it has run")
             if kind == "rollback":
                 ids = [h.get("id") for h in (old.get("status") or {}).get("history") or []]
                 if op["id"] not in ids:
@@ -563,7 +577,7 @@ class Applications(Resources):
                         f'Application "{name}" has no history id {op["id"]} (known ids: {known})',
                     )
             operation = {
-                kind: op,
+                "sync" if kind == "diff" else kind: op,
                 "initiatedBy": {"username": user},
                 "requestedAt": objects.timestamp(self.clock()),
             }

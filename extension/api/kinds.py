@@ -68,7 +68,7 @@ class Kind:
 APPLICATIONS = Kind(
     kind=KIND, plural=PLURAL, singular=SINGULAR, short_names=tuple(SHORT_NAMES), schema=APPLICATION_SCHEMA,
     storage="application", validate=validation.validate, defaults=validation.apply_defaults,
-    unknown_fields=validation.unknown_fields, status=True, operations=("sync", "rollback"),
+    unknown_fields=validation.unknown_fields, status=True, operations=("sync", "rollback", "diff"),
 )  # fmt: skip
 APPPROJECTS = Kind(
     kind=appprojects.PROJECT_KIND, plural=appprojects.PROJECT_PLURAL, singular=appprojects.PROJECT_SINGULAR,

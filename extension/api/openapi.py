@@ -352,6 +352,11 @@ def _ops(kind: Kind) -> list[_Op]:
         ops.append(_Op(f"{item}/sync", "post", "post", f"createNamespaced{k}Sync",
                        f"Ask the controller to sync the {k} now; answers with the {k}.", _POST,
                        SYNC_REQUEST_KIND, one, body=SYNC_REQUEST))
+    if "diff" in kind.operations:
+        ops.append(_Op(f"{item}/diff", "post", "post", f"createNamespaced{k}Diff",
+                       f"Ask the controller to compare the {k} with Git now (a dry-run sync with prune; "
+                       f"revision and resources only); answers with the {k}.", _POST,
+                       SYNC_REQUEST_KIND, one, body=SYNC_REQUEST))
     if "rollback" in kind.operations:
         ops.append(_Op(f"{item}/rollback", "post", "post", f"createNamespaced{k}Rollback",
                        f"Ask the controller to deploy an earlier revision; answers with the {k}.",

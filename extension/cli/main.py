@@ -89,7 +89,7 @@ def cmd_list(kube: Kube, args: argparse.Namespace, out: Out) -> int:
 
 def cmd_get(kube: Kube, args: argparse.Namespace, out: Out) -> int:
     if args.refresh:
-        _sync(kube, args.name, {"dryRun": True}, out, quiet=True)
+        _sync(kube, args.name, {}, out, quiet=True, kind="diff")
     app = kube.app(args.name)
     if args.output in ("json", "yaml"):
         print_object(app, args.output, out)
@@ -187,10 +187,8 @@ def cmd_sync(kube: Kube, args: argparse.Namespace, out: Out) -> int:
 
 
 def cmd_diff(kube: Kube, args: argparse.Namespace, out: Out) -> int:
-    request: dict[str, Any] = {"dryRun": True, "prune": True}
-    if args.revision:
-        request["revision"] = args.revision
-    state = _sync(kube, args.name, request, out, quiet=True, timeout=args.timeout)
+    request: dict[str, Any] = {"revision": args.revision} if args.revision else {}
+    state = _sync(kube, args.name, request, out, quiet=True, timeout=args.timeout, kind="diff")
     if state.get("phase") != "Succeeded":
         raise CLIError(f"error: the comparison failed: {state.get('message', '')}")
     text, changed = render.diffs(state, colour=out.tty)
@@ -359,7 +357,7 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
     get = verb("get", "Show an Application: a summary, then each object it deployed with its drift.")
     get.add_argument("-o", "--output", choices=["json", "yaml"])
-    get.add_argument("--refresh", action="store_true", help="compare with Git now (a dry-run sync)")
+    get.add_argument("--refresh", action="store_true", help="compare with Git now (applications/diff)")
     sync = verb("sync", "Sync now and follow the operation until it ends.")
     sync.add_argument("--revision")
     sync.add_argument("--prune", action="store_true")

@@ -109,10 +109,12 @@ def test_sync_needs_the_sync_subresource_and_errors_look_like_kubectl(
 ) -> None:  # fmt: skip
     git_server.commit(repo, {"cm.yaml": config_map("hello")})
     apps.create("shop", {"repoURL": git_server.git_url(repo)})
-    kubectl("create", "role", "viewer", "-n", namespace, "--verb=get,list,watch",
-            "--resource=applications.gitops.driftguard.io")  # fmt: skip
-    kubectl("create", "rolebinding", "viewer", "-n", namespace, "--role=viewer", "--user=viewer")
+    # The built-in view role: reads, and compares with Git (applications/diff), never syncs.
+    kubectl("create", "rolebinding", "viewer", "-n", namespace, "--clusterrole=view", "--user=viewer")
     assert driftguard_cli("get", "shop", "-n", namespace, "--as=viewer").returncode == 0
+    compared = driftguard_cli("diff", "shop", "-n", namespace, "--as=viewer")
+    assert compared.returncode == 1 and "+  GREETING: hello" in compared.stdout, compared.stderr
+    assert "history" not in apps.get("shop")["status"]  # compared, nothing deployed
     refused = driftguard_cli("sync", "shop", "-n", namespace, "--as=viewer")
     assert refused.returncode == 1
     assert refused.stderr.startswith("Error from server (Forbidden): "), refused.stderr

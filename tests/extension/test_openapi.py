@@ -56,7 +56,7 @@ def schema_nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, di
 @pytest.mark.parametrize(("doc", "prefix"), DOCS)
 def test_every_operation_names_its_kubernetes_action_and_kind(doc: dict[str, Any], prefix: str) -> None:
     ops = list(operations(doc))
-    assert len(ops) == 21  # 13 for Applications, 8 for AppProjects (no status, no operations)
+    assert len(ops) == 22  # 14 for Applications, 8 for AppProjects (no status, no operations)
     for path, method, op in ops:
         assert op["x-kubernetes-action"] in ACTIONS, (path, method)
         gvk = op["x-kubernetes-group-version-kind"]
@@ -108,6 +108,7 @@ def test_the_documents_serve_every_verb_kubectl_uses(doc: dict[str, Any], prefix
         (f"{one}/status", "patch"),
         (f"{one}/sync", "post"),
         (f"{one}/rollback", "post"),
+        (f"{one}/diff", "post"),
         (f"{base}/applications", "list"),
     }
 
