@@ -540,14 +540,16 @@ class Applications(Resources):
         if not isinstance(body, dict):
             raise errors.bad_request(f"the {kind} request body must be a JSON object")
         if kind == "diff":
-            # A compare with Git, for whoever may read: a dry-run sync with prune, which applies
-            # nothing. It takes what selects the compare only.
-            extra = sorted(set(body) - {"apiVersion", "kind", "revision", "resources"})
+            # A compare with Git, for whoever may read: a dry-run sync with prune of the revision
+            # the Application targets, which applies nothing. Another revision is a sync's to
+            # compare (a dry run reports its comparison as the Application's status).
+            extra = sorted(set(body) - {"apiVersion", "kind", "resources"})
             if extra:
                 raise errors.APIError(
                     422, "Invalid",
                     f'diff request for Application "{name}" is invalid: {", ".join(extra)}: Forbidden: '
-                    "a diff takes revision and resources only (it is always a dry run with prune)",
+                    "a diff takes resources only: it compares the revision the Application targets "
+                    "(for another one, a sync with dryRun: true)",
                 )  # fmt: skip
             body = {**body, "dryRun": True, "prune": True}
         problems = (validate_rollback_request if kind == "rollback" else validate_sync_request)(body)

@@ -354,8 +354,8 @@ def _ops(kind: Kind) -> list[_Op]:
                        SYNC_REQUEST_KIND, one, body=SYNC_REQUEST))
     if "diff" in kind.operations:
         ops.append(_Op(f"{item}/diff", "post", "post", f"createNamespaced{k}Diff",
-                       f"Ask the controller to compare the {k} with Git now (a dry-run sync with prune; "
-                       f"revision and resources only); answers with the {k}.", _POST,
+                       f"Ask the controller to compare the {k} with Git now (a dry-run sync with prune of "
+                       f"its target revision; only resources may be set); answers with the {k}.", _POST,
                        SYNC_REQUEST_KIND, one, body=SYNC_REQUEST))
     if "rollback" in kind.operations:
         ops.append(_Op(f"{item}/rollback", "post", "post", f"createNamespaced{k}Rollback",

@@ -36,10 +36,8 @@ class Flags:
 
 
 def _kubeconfig(flags: Flags) -> str:
-    if flags.kubeconfig:
-        return flags.kubeconfig
-    found = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-    return found or str(Path.home() / ".kube" / "config")
+    """--kubeconfig, else $KUBECONFIG (every file it lists, merged, as kubectl does), else ~/.kube/config."""
+    return flags.kubeconfig or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
 
 
 class Kube:

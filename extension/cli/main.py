@@ -8,7 +8,6 @@ import argparse
 import datetime
 import itertools
 import json
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,19 +17,10 @@ import yaml
 
 from extension.api.tracking import BREAK_GLASS_REASON, BREAK_GLASS_UNTIL, RESOURCES_FINALIZER
 from extension.cli import render
+from extension.cli.args import parser
 from extension.cli.client import API, TABLE, CLIError, Flags, Kube
 
 TERMINAL = ("Succeeded", "Failed", "Error")
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-
-
-def duration(text: str) -> float:
-    """Seconds of a Go-style duration such as ``30m``, ``1h30m`` or ``90s``."""
-    found = _DURATION.match(text.strip())
-    if not text.strip() or not found or not any(found.groups()):
-        raise argparse.ArgumentTypeError(f'invalid duration "{text}": use e.g. 90s, 30m or 1h')
-    h, m, s = (int(g or 0) for g in found.groups())
-    return float(h * 3600 + m * 60 + s)
 
 
 class Out:
@@ -45,9 +35,11 @@ class Out:
         self.clear()
         print(text, file=self.stream, flush=True)
 
-    def status(self, text: str) -> None:
+    def status(self, text: str, ticking: str = "") -> None:
+        """A live line on a terminal (with ``ticking``, an elapsed time, say); into a pipe, one
+        plain line each time ``text`` changes."""
         if self.tty:
-            self.stream.write(f"\r\033[K{next(self.spinner)} {text}")
+            self.stream.write(f"\r\033[K{next(self.spinner)} {text}{ticking}")
             self.stream.flush()
         elif text != self.last:
             print(text, file=self.stream, flush=True)
@@ -89,7 +81,10 @@ def cmd_list(kube: Kube, args: argparse.Namespace, out: Out) -> int:
 
 def cmd_get(kube: Kube, args: argparse.Namespace, out: Out) -> int:
     if args.refresh:
-        _sync(kube, args.name, {}, out, quiet=True, kind="diff")
+        try:
+            _sync(kube, args.name, {}, out, quiet=True, kind="diff", timeout=args.timeout)
+        except CLIError as exc:
+            print(f"warning: not refreshed: {exc}", file=sys.stderr)
     app = kube.app(args.name)
     if args.output in ("json", "yaml"):
         print_object(app, args.output, out)
@@ -98,6 +93,16 @@ def cmd_get(kube: Kube, args: argparse.Namespace, out: Out) -> int:
     out.line()
     out.line(render.tree(app))
     return 0
+
+
+def stage(app: dict[str, Any], operation: dict[str, Any]) -> str:
+    """Where the recorded ``operation`` is: ``pending`` (the controller has not taken it up),
+    ``running``, ``done``, or ``superseded`` (another operation replaced it before it ran, or its
+    result before it was read). Operations are told apart by their whole record."""
+    state = (app.get("status") or {}).get("operationState") or {}
+    if state.get("operation") == operation:
+        return "done" if state.get("phase") in TERMINAL else "running"
+    return "pending" if app.get("operation") == operation else "superseded"
 
 
 def _sync(
@@ -112,38 +117,34 @@ def _sync(
 ) -> dict[str, Any]:
     """Records the operation, then follows it until it ends: its state."""
     recorded = kube.call("POST", f"{kube.app_path(name)}/{kind}", request)
-    requested = (recorded.get("operation") or {}).get("requestedAt")
+    operation = recorded.get("operation") or {}
     started = time.monotonic()
 
-    def ours(app: dict[str, Any]) -> dict[str, Any] | None:
-        state = (app.get("status") or {}).get("operationState") or {}
-        if (state.get("operation") or {}).get("requestedAt") != requested:
-            return None
-        return state
-
     def progress(app: dict[str, Any]) -> None:
-        if quiet:
+        where = stage(app, operation)
+        if quiet or where in ("done", "superseded"):
             return
-        state = ours(app)
-        elapsed = int(time.monotonic() - started)
-        if state is None:
-            out.status(f"{kind} of {kube.namespace}/{name}: waiting for the controller ({elapsed}s)")
-        elif state.get("phase") not in TERMINAL:
-            phase, message = state.get("phase"), state.get("message", "")
-            out.status(f"{kind} of {kube.namespace}/{name}: {phase}: {message} ({elapsed}s)")
+        state = (app.get("status") or {}).get("operationState") or {}
+        text = (
+            f"{kind} of {kube.namespace}/{name}: waiting for the controller"
+            if where == "pending"
+            else f"{kind} of {kube.namespace}/{name}: {state.get('phase')}: {state.get('message', '')}"
+        )
+        out.status(text, f" ({int(time.monotonic() - started)}s)")
 
-    def done(app: dict[str, Any]) -> bool:
-        state = ours(app)
-        return state is not None and state.get("phase") in TERMINAL
-
-    app = kube.until(name, done, timeout, progress)
+    app = kube.until(name, lambda a: stage(a, operation) in ("done", "superseded"), timeout, progress)
     out.clear()
     if app is None:
         raise CLIError(
             f"error: timed out after {timeout:.0f}s waiting for the {kind} of {kube.namespace}/{name} "
             f"to end; it goes on: kubectl driftguard get {name} -n {kube.namespace}"
         )
-    return dict(ours(app) or {})
+    if stage(app, operation) == "superseded":
+        raise CLIError(
+            f"error: the {kind} of {kube.namespace}/{name} was replaced by a later operation before its "
+            f"result could be read: kubectl driftguard get {name} -n {kube.namespace}"
+        )
+    return dict((app.get("status") or {}).get("operationState") or {})
 
 
 def _resources(specs: Sequence[str]) -> list[dict[str, str]]:
@@ -187,8 +188,11 @@ def cmd_sync(kube: Kube, args: argparse.Namespace, out: Out) -> int:
 
 
 def cmd_diff(kube: Kube, args: argparse.Namespace, out: Out) -> int:
-    request: dict[str, Any] = {"revision": args.revision} if args.revision else {}
-    state = _sync(kube, args.name, request, out, quiet=True, timeout=args.timeout, kind="diff")
+    if args.revision:  # another revision than the target: a dry-run sync's to compare
+        request: dict[str, Any] = {"revision": args.revision, "dryRun": True, "prune": True}
+        state = _sync(kube, args.name, request, out, quiet=True, timeout=args.timeout)
+    else:
+        state = _sync(kube, args.name, {}, out, quiet=True, timeout=args.timeout, kind="diff")
     if state.get("phase") != "Succeeded":
         raise CLIError(f"error: the comparison failed: {state.get('message', '')}")
     text, changed = render.diffs(state, colour=out.tty)
@@ -225,6 +229,8 @@ def cmd_wait(kube: Kube, args: argparse.Namespace, out: Out) -> int:
     def missing(app: dict[str, Any]) -> list[str]:
         status = app.get("status") or {}
         unmet = []
+        if status.get("observedGeneration") != app["metadata"].get("generation"):
+            unmet.append("the controller has not seen the latest spec yet")
         if "sync" in wanted and (status.get("sync") or {}).get("status") != "Synced":
             unmet.append(f"sync is {(status.get('sync') or {}).get('status', 'Unknown')}")
         if "health" in wanted and (status.get("health") or {}).get("status") != "Healthy":
@@ -286,7 +292,8 @@ def cmd_delete(kube: Kube, args: argparse.Namespace, out: Out) -> int:
         patch = {"metadata": {"finalizers": kept, "resourceVersion": app["metadata"]["resourceVersion"]}}
         kube.call("PATCH", kube.app_path(args.name), patch, content_type="application/merge-patch+json")
     kube.call("DELETE", kube.app_path(args.name))
-    what = "its resources are deleted with it" if args.cascade == "true" else "its resources stay"
+    cascades = args.cascade == "true" and RESOURCES_FINALIZER in (app["metadata"].get("finalizers") or [])
+    what = "what it deployed is deleted with it" if cascades else "what it deployed stays"
     out.line(f"application.gitops.driftguard.io/{args.name} deleted ({what})")
     return 0
 
@@ -331,78 +338,6 @@ def cmd_drift(kube: Kube, args: argparse.Namespace, out: Out) -> int:
     return 0
 
 
-# --- parsing ------------------------------------------------------------------------------------
-def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-n", "--namespace")
-    common.add_argument("--context")
-    common.add_argument("--kubeconfig")
-    common.add_argument("--as", dest="as_user", metavar="USER", help="impersonate this user")
-    common.add_argument("--as-group", dest="as_group", metavar="GROUP", help="impersonate this group")
-    root = argparse.ArgumentParser(
-        prog="kubectl driftguard",
-        description="Argo CD's everyday app verbs for driftguard Applications.",
-        parents=[common],
-    )
-    verbs = root.add_subparsers(dest="verb", required=True, metavar="VERB")
-
-    def verb(name: str, help: str, *, named: bool = True) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, help=help, description=help, parents=[common])
-        if named:
-            sub.add_argument("name", metavar="NAME")
-        return sub
-
-    listing = verb("list", "List Applications, as kubectl get does.", named=False)
-    listing.add_argument("-A", "--all-namespaces", action="store_true")
-    listing.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"])
-    get = verb("get", "Show an Application: a summary, then each object it deployed with its drift.")
-    get.add_argument("-o", "--output", choices=["json", "yaml"])
-    get.add_argument("--refresh", action="store_true", help="compare with Git now (applications/diff)")
-    sync = verb("sync", "Sync now and follow the operation until it ends.")
-    sync.add_argument("--revision")
-    sync.add_argument("--prune", action="store_true")
-    sync.add_argument("--confirm-prune", action="store_true", help="confirm a prune of more than half")
-    sync.add_argument("--dry-run", action="store_true")
-    sync.add_argument("--resource", action="append", metavar="[GROUP/]KIND/NAME")
-    sync.add_argument("--async", dest="async_", action="store_true", help="return once requested")
-    sync.add_argument("--timeout", type=duration, default=600.0)
-    diff = verb("diff", "Show what a sync would change (exit 1 when it would change something).")
-    diff.add_argument("--revision")
-    diff.add_argument("--timeout", type=duration, default=300.0)
-    verb("history", "The deployments of an Application.")
-    rollback = verb("rollback", "Deploy a history entry again and pause auto-sync.")
-    rollback.add_argument("id", type=int, metavar="ID")
-    rollback.add_argument("--timeout", type=duration, default=600.0)
-    wait = verb("wait", "Wait until the Application is synced, healthy, and runs no operation.")
-    wait.add_argument("--sync", action="store_true")
-    wait.add_argument("--health", action="store_true")
-    wait.add_argument("--operation", action="store_true")
-    wait.add_argument("--timeout", type=duration, default=300.0)
-    create = verb("create", "Create an Application.")
-    create.add_argument("--repo", required=True)
-    create.add_argument("--path")
-    create.add_argument("--revision")
-    create.add_argument("--dest-namespace")
-    create.add_argument("--project", default="default")
-    create.add_argument("--sync-policy", choices=["automated", "none"], default="none")
-    create.add_argument("--self-heal", action="store_true")
-    create.add_argument("--auto-prune", action="store_true")
-    create.add_argument("--sync-option", action="append", metavar="KEY=VALUE")
-    delete = verb("delete", "Delete an Application.")
-    delete.add_argument(
-        "--cascade",
-        choices=["true", "false"],
-        default="true",
-        help="false keeps what it deployed (its resources finalizer goes first)",
-    )
-    glass = verb("break-glass", "Allow your own changes to fields Git sets for a while.", named=False)
-    glass.add_argument("target", metavar="KIND/NAME")
-    glass.add_argument("--reason", required=True)
-    glass.add_argument("--for", dest="for_", type=duration, required=True, metavar="DURATION")
-    verb("drift", "The changes made outside Git: objects, fields, who and when.")
-    return root
-
-
 VERBS: dict[str, Callable[[Kube, argparse.Namespace, Out], int]] = {
     "list": cmd_list,
     "get": cmd_get,
@@ -433,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         out.clear()
         print(exc, file=sys.stderr)
-        return 1
+        return 2 if args.verb == "diff" else 1  # diff: 1 means a difference, as kubectl diff
     except KeyboardInterrupt:
         out.clear()
         return 130

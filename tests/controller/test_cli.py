@@ -162,7 +162,7 @@ def test_create_then_delete_without_cascade_keeps_what_it_deployed(
     assert annotations[BREAK_GLASS_REASON] == "INC-1" and annotations[BREAK_GLASS_UNTIL].endswith("Z")
 
     deleted = driftguard_cli("delete", "shop", "-n", namespace, "--cascade=false")
-    assert deleted.returncode == 0 and "its resources stay" in deleted.stdout
+    assert deleted.returncode == 0 and "what it deployed stays" in deleted.stdout
 
     def gone() -> bool:
         return driftguard_cli("get", "shop", "-n", namespace).returncode == 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
 from extension.cli import render
-from extension.cli.main import _resources, duration
+from extension.cli.args import duration, parser
+from extension.cli.main import _resources
 
 
 def test_tables_align_as_kubectl_and_server_tables_honour_wide_and_all_namespaces() -> None:
@@ -70,3 +72,35 @@ def test_drift_shows_who_changed_which_fields_and_when() -> None:
         "2026-12-04T10:00:00Z",
     ]
     assert render.drift({"status": {}}) == "No drift recorded."
+
+
+def test_kubectl_flags_count_before_and_after_the_verb() -> None:
+    before = parser().parse_args(["-n", "prod", "--as", "bob", "delete", "shop"])
+    after = parser().parse_args(["delete", "shop", "-n", "prod", "--as", "bob"])
+    for args in (before, after):
+        assert (args.namespace, args.as_user, args.name) == ("prod", "bob", "shop")
+    assert parser().parse_args(["list"]).namespace is None
+
+
+def test_an_operation_is_followed_by_its_whole_record() -> None:
+    from extension.cli.main import stage
+
+    ours = {"sync": {"dryRun": True}, "initiatedBy": {"username": "a"}, "requestedAt": "2026-12-04T10:00:00Z"}
+    other = {**ours, "sync": {}}  # the same second, another request
+    assert stage({"operation": ours}, ours) == "pending"
+    running = {"status": {"operationState": {"operation": ours, "phase": "Running"}}}
+    assert stage(running, ours) == "running"
+    assert stage({"status": {"operationState": {"operation": ours, "phase": "Succeeded"}}}, ours) == "done"
+    assert (
+        stage({"status": {"operationState": {"operation": other, "phase": "Succeeded"}}}, ours)
+        == "superseded"
+    )
+    assert stage({"operation": other}, ours) == "superseded"
+
+
+def test_diff_exits_2_when_it_cannot_compare(tmp_path: Path) -> None:
+    from extension.cli.main import main
+
+    missing = tmp_path / "no-such-kubeconfig"
+    assert main(["diff", "shop", "--kubeconfig", str(missing)]) == 2
+    assert main(["get", "shop", "--kubeconfig", str(missing)]) == 1

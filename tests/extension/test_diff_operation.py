@@ -19,18 +19,17 @@ def apps() -> Applications:
 
 
 def test_a_diff_records_a_dry_run_sync_with_prune(apps: Applications) -> None:
-    recorded = apps.operate("team-a", "shop", "diff", {"revision": "v2"}, "viewer", WriteOptions()).body
-    assert recorded["operation"]["sync"] == {"revision": "v2", "dryRun": True, "prune": True}
+    body = {"resources": [{"group": "", "kind": "ConfigMap", "name": "a"}]}
+    recorded = apps.operate("team-a", "shop", "diff", body, "viewer", WriteOptions()).body
+    assert recorded["operation"]["sync"] == {**body, "dryRun": True, "prune": True}
     assert recorded["operation"]["initiatedBy"] == {"username": "viewer"}
 
 
 def test_a_diff_cannot_ask_for_more_than_a_compare(apps: Applications) -> None:
-    for body in ({"dryRun": False}, {"confirmPrune": True}):
+    for body in ({"dryRun": False}, {"confirmPrune": True}, {"revision": "v2"}):
         with pytest.raises(errors.APIError) as refused:
             apps.operate("team-a", "shop", "diff", body, "viewer", WriteOptions())
-        assert (
-            refused.value.code == 422 and "a diff takes revision and resources only" in refused.value.message
-        )
+        assert refused.value.code == 422 and "a diff takes resources only" in refused.value.message
 
 
 def test_a_diff_never_takes_the_place_of_a_pending_operation(apps: Applications) -> None:

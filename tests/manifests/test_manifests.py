@@ -383,6 +383,7 @@ def test_each_user_role_is_aggregated_into_the_built_in_role_of_its_level(
         ("applications", "delete", False, True, True),
         ("applications", "deletecollection", False, True, True),
         ("applications/sync", "create", False, True, True),
+        ("applications/diff", "create", True, True, True),
         ("appprojects", "get", True, True, True),
         ("appprojects", "list", True, True, True),
         ("appprojects", "create", False, False, False),
