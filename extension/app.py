@@ -23,10 +23,11 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from extension.api import discovery, errors, jsoncodec, managed_fields, openapi, patches, selectors, table
 from extension.api.kinds import Kind
 from extension.api.schema import GROUP, VERSION
+from extension.applications import Applications
 from extension.auth import Attributes, RequestHeaderConfig, User, authenticate
 from extension.guard import reviews
 from extension.guard.webhook import MAX_REVIEW_BYTES, Guard
-from extension.resources import Applications, Resources, Result, WriteOptions
+from extension.resources import Resources, Result, WriteOptions
 
 log = logging.getLogger(__name__)
 

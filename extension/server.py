@@ -17,6 +17,7 @@ from kubernetes import client, config
 from certs import files, serving
 from extension.api.kinds import APPPROJECTS
 from extension.app import Deps, create_app
+from extension.applications import Applications
 from extension.auth import Authorizer, RequestHeaderConfig
 from extension.guard.index import AppIndex, IndexSync
 from extension.guard.kube import KubeParentReader, SealKey, ensure_seal_secret
@@ -24,7 +25,7 @@ from extension.guard.verdicts import GuardSettings
 from extension.guard.webhook import Guard
 from extension.kubehttp import KubeHTTP
 from extension.namespaces import NamespacePhases
-from extension.resources import Applications, Resources
+from extension.resources import Resources
 from extension.settings import Settings
 from extension.storage import Store
 from extension.tenancy import application_policy, ensure_default_project

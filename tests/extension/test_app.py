@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from extension.api import errors
 from extension.api.kinds import APPLICATIONS
 from extension.app import MAX_BODY, Deps, create_app, selected_events
+from extension.applications import Applications
 from extension.auth import Attributes, RequestHeaderConfig, User, authenticate, carry_identity
-from extension.resources import Applications
 
 BASE = "/apis/gitops.driftguard.io/v1alpha1/namespaces/team-a/applications"
 PROXY = {"subject": ((("commonName", "front-proxy-client"),),)}

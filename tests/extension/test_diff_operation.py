@@ -7,7 +7,8 @@ import copy
 import pytest
 
 from extension.api import errors
-from extension.resources import Applications, WriteOptions
+from extension.applications import Applications
+from extension.resources import WriteOptions
 from tests.extension.test_app import APP, FakeStore
 
 

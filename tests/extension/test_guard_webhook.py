@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extension.app import Deps, create_app
+from extension.applications import Applications
 from extension.auth import RequestHeaderConfig
 from extension.guard import reviews
 from extension.guard.index import AppIndex, GuardedApp
 from extension.guard.webhook import MAX_REVIEW_BYTES, Guard
-from extension.resources import Applications
 from tests.extension.fixtures.guard import app_for, request, review
 from tests.extension.test_app import AllowAdmin, FakeStore
 

@@ -15,7 +15,8 @@ import yaml
 
 from extension.api import errors, fieldsets, managed_fields
 from extension.api.kinds import APPLICATIONS
-from extension.resources import Applications, WriteOptions
+from extension.applications import Applications
+from extension.resources import WriteOptions
 from tests.extension.test_app import FakeStore
 
 TESTDATA = Path(__file__).parent / "testdata"

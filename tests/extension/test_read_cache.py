@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from extension import resources
+from extension.applications import Applications
 from extension.guard.index import AppIndex, GuardedApp
-from extension.resources import Applications, WriteOptions
+from extension.resources import WriteOptions
 from tests.extension.test_app import APP, FakeStore
 from tests.extension.test_write_cache import CountingStore
 

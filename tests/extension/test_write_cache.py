@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from extension.api import errors
-from extension.resources import Applications, WriteOptions
+from extension.applications import Applications
+from extension.resources import WriteOptions
 from tests.extension.test_app import APP, FakeStore
 
 MERGE = "application/merge-patch+json"
