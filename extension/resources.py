@@ -88,9 +88,11 @@ Policy = Callable[[dict[str, Any], dict[str, Any] | None], None]
 Admission = Callable[[reviews.AdmissionRequest], reviews.AdmissionResponse]
 
 
-def _invalid(kind: Kind, obj: dict[str, Any], exc: Exception) -> errors.APIError:
+def _invalid(kind: Kind, obj: dict[str, Any], exc: fieldsets.FieldSetError) -> errors.APIError:
     name = (obj.get("metadata") or {}).get("name", "")
-    return errors.APIError(422, "Invalid", f'{kind.kind}.{GROUP} "{name}" is invalid: {exc}')
+    return errors.invalid(
+        kind, name, [{"reason": "FieldValueInvalid", "field": exc.field, "message": exc.message}]
+    )
 
 
 @dataclass

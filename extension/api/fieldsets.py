@@ -35,7 +35,12 @@ ABSENT: Any = _Absent()
 
 
 class FieldSetError(ValueError):
-    """An object the schema cannot index: a list item of a list of type map without its keys."""
+    """An object the schema cannot index (an item of a keyed list without its keys) or an applied
+    configuration kube refuses (an item repeated in a set); ``field`` is the list's path."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.message, self.field = message, field
 
 
 # --- the schema ------------------------------------------------------------------------------
@@ -138,9 +143,17 @@ def _to_set(value: Any, schema: Schema | None, path: Path, out: set[Path]) -> No
         return
     items = _items_schema(schema)
     for item in value:
-        item_path = (*path, item_element(schema, item))
+        item_path = (*path, _element_at(schema, item, path))
         _to_set(item, items, item_path, out)
         out.add(item_path)
+
+
+def _element_at(schema: Schema | None, item: Any, path: Path) -> str:
+    """``item_element``, with the list's path in its error."""
+    try:
+        return item_element(schema, item)
+    except FieldSetError as exc:
+        raise FieldSetError(exc.message, path_string(path)) from None
 
 
 def check_unique(value: Any, schema: Schema | None, path: Path = ()) -> None:
@@ -154,11 +167,9 @@ def check_unique(value: Any, schema: Schema | None, path: Path = ()) -> None:
     elif isinstance(value, list):
         seen: set[str] = set()
         for item in value:
-            element = item_element(schema, item)
+            element = _element_at(schema, item, path)
             if element in seen:
-                raise FieldSetError(
-                    f"{path_string(path)}: duplicate entries for key {path_string((element,))}"
-                )
+                raise FieldSetError(f"duplicate entries for key {path_string((element,))}", path_string(path))
             seen.add(element)
             check_unique(item, _items_schema(schema), (*path, element))
 
