@@ -25,8 +25,8 @@ from typing import Any
 
 from kubernetes import client, config
 
-from extension.api.schema import APPLICATION_SCHEMA
 from hack.bench.projects import project
+from tests.support.oracle import oracle_crd
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "driftguard-bench"
@@ -42,24 +42,6 @@ def app(name: str, api_version: str, kind: str) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {"source": {"repoURL": "git://127.0.0.1:9/shop.git", "path": f"apps/{name}"},
                  "destination": {"namespace": "shop"}, "project": NAMESPACE},
-    }  # fmt: skip
-
-
-def crd() -> dict[str, Any]:
-    schema = json.loads(json.dumps(APPLICATION_SCHEMA))
-    schema["properties"]["metadata"] = {"type": "object"}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "applications.bench.driftguard.io"},
-        "spec": {
-            "group": "bench.driftguard.io",
-            "names": {"plural": "applications", "singular": "application", "kind": "Application",
-                      "shortNames": ["benchapp"]},
-            "scope": "Namespaced",
-            "versions": [{"name": "v1alpha1", "served": True, "storage": True,
-                          "schema": {"openAPIV3Schema": schema}, "subresources": {"status": {}}}],
-        },
     }  # fmt: skip
 
 
@@ -184,7 +166,7 @@ def main() -> None:
         if "AlreadyExists" not in str(exc):
             raise
     try:
-        client.ApiextensionsV1Api(kube).create_custom_resource_definition(crd())
+        client.ApiextensionsV1Api(kube).create_custom_resource_definition(oracle_crd("bench.driftguard.io"))
     except client.exceptions.ApiException as exc:
         if exc.status != 409:
             raise
