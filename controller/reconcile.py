@@ -842,10 +842,26 @@ class Reconciler:
             if changes.failed():
                 return applied
             if index < len(steps) - 1:
+                if app.get("operation"):
+                    self._progress(app, status, target, changes, step, index + 1, len(steps))
                 self._wait_healthy(key, step)
         for ref in foreign:
             changes.add(ref, "failed", foreign[ref])
         return applied
+
+    def _progress(
+        self, app: dict[str, Any], status: dict[str, Any], target: Target, changes: plan.ChangeSet,
+        step: list[dict[str, Any]], done: int, total: int,
+    ) -> None:  # fmt: skip
+        """A requested operation shows each step's results as the step ends, while the next one
+        waits for it to be healthy: who follows it (``kubectl driftguard sync``, the dashboard)
+        sees the sync go by wave and object."""
+        wave = plan.wave(step[0])
+        message = f"step {done} of {total} (wave {wave}) applied; waiting for it to become healthy"
+        state = self._operation_state(app, "Running", message, now_text(self.clock), target, changes)
+        state["startedAt"] = (status.get("operationState") or {}).get("startedAt") or state["startedAt"]
+        status["operationState"] = state
+        self._write_status(app, status, None, keep_operation=True)
 
     def _wait_healthy(self, key: AppKey, step: list[dict[str, Any]]) -> None:
         """A wave waits for the one before to be healthy, within a deadline."""

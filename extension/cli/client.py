@@ -14,7 +14,7 @@ import urllib3
 from kubernetes import config
 
 from extension.api import jsoncodec
-from extension.kubehttp import KubeHTTP, status_of
+from extension.kubehttp import KubeHTTP, close, events, status_of
 
 GROUP, VERSION = "gitops.driftguard.io", "v1alpha1"
 API = f"/apis/{GROUP}/{VERSION}"
@@ -94,17 +94,53 @@ class Kube:
         self, name: str, done: Callable[[dict[str, Any]], bool], timeout: float,
         progress: Callable[[dict[str, Any]], None] = lambda app: None,
     ) -> dict[str, Any] | None:  # fmt: skip
-        """Reads the Application every half second until ``done`` says so (it), or the timeout
-        passes (None)."""
+        """Follows the Application through a watch, so that every status the controller writes is
+        seen (a sync's steps go by fast), until ``done`` says so (it) or the timeout passes (None).
+        ``progress`` sees each version, and again each second when nothing changes."""
         deadline = time.monotonic() + timeout
+        app = self.app(name)
         while True:
-            app = self.app(name)
             progress(app)
             if done(app):
                 return app
             if time.monotonic() >= deadline:
                 return None
-            time.sleep(0.5)
+            app = self._next(name, app) or app
+
+    def _next(self, name: str, app: dict[str, Any]) -> dict[str, Any] | None:
+        """The Application's next version after ``app``, or None when none came within a second."""
+        query = {
+            "watch": True, "fieldSelector": f"metadata.name={name}", "allowWatchBookmarks": False,
+            "resourceVersion": app["metadata"].get("resourceVersion"), "timeoutSeconds": 60,
+        }  # fmt: skip
+        try:
+            response = self.http.send(
+                "GET", self.app_path(), query=query, headers=self.headers, stream=True, timeout=(10.0, 1.0)
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+            if isinstance(reason, urllib3.exceptions.ReadTimeoutError):
+                return None  # a watch's headers come with its first event: none within a second
+            raise CLIError(f"error: the server at {self.http.base} could not be reached: {exc}") from None
+        try:
+            if response.status >= 400:
+                status = status_of(response.read())
+                raise CLIError(
+                    f"Error from server ({status.get('reason') or 'Unknown'}): {status.get('message')}"
+                )
+            for event in events(response):
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind in ("ADDED", "MODIFIED"):
+                    return dict(obj)
+                if kind == "DELETED":
+                    raise CLIError(f'error: application "{name}" was deleted in namespace "{self.namespace}"')
+                if kind == "ERROR":  # 410 Gone: too old to watch from; read it again
+                    return self.app(name)
+            return None
+        except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError):
+            return None  # nothing within a second (or the watch ended): the caller ticks, then watches on
+        finally:
+            close(response)
 
     # --- any kind, for break-glass ------------------------------------------------------------
     def resource_for(self, kind: str) -> tuple[str, bool, str]:

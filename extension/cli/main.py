@@ -119,18 +119,26 @@ def _sync(
     recorded = kube.call("POST", f"{kube.app_path(name)}/{kind}", request)
     operation = recorded.get("operation") or {}
     started = time.monotonic()
+    shown = 0  # the objects whose results are printed, as the controller reports them by step
 
     def progress(app: dict[str, Any]) -> None:
+        nonlocal shown
         where = stage(app, operation)
         if quiet or where in ("done", "superseded"):
             return
         state = (app.get("status") or {}).get("operationState") or {}
+        results = (state.get("syncResult") or {}).get("resources") or [] if where == "running" else []
+        for entry in results[shown:]:
+            out.line(render.result_line(entry))
+        shown = max(shown, len(results))
         text = (
             f"{kind} of {kube.namespace}/{name}: waiting for the controller"
             if where == "pending"
             else f"{kind} of {kube.namespace}/{name}: {state.get('phase')}: {state.get('message', '')}"
         )
-        out.status(text, f" ({int(time.monotonic() - started)}s)")
+        total = len((app.get("status") or {}).get("resources") or [])
+        bar = render.bar(shown, total) + " " if out.tty and where == "running" and total else ""
+        out.status(bar + text, f" ({int(time.monotonic() - started)}s)")
 
     app = kube.until(name, lambda a: stage(a, operation) in ("done", "superseded"), timeout, progress)
     out.clear()

@@ -173,6 +173,22 @@ def results(state: dict[str, Any]) -> str:
     return table(["Kind", "Namespace", "Name", "Result", "Message"], rows) if rows else "Nothing to do."
 
 
+def result_line(entry: dict[str, Any]) -> str:
+    """One object's result in a sync's progress, as kubectl apply prints one: ``deployment.apps/web
+    created``, with a namespace and a message when there are."""
+    group = f".{entry['group']}" if entry.get("group") else ""
+    where = f" -n {entry['namespace']}" if entry.get("namespace") else ""
+    message = f": {entry['message']}" if entry.get("message") else ""
+    kind = str(entry.get("kind", "")).lower()
+    return f"{kind}{group}/{entry.get('name', '')}{where} {entry.get('status', '')}{message}"
+
+
+def bar(done: int, total: int, width: int = 20) -> str:
+    """``[########------------] 8/20``"""
+    filled = min(width, width * done // total) if total > 0 else 0
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total}"
+
+
 def diffs(state: dict[str, Any], *, colour: bool) -> tuple[str, bool]:
     """The unified diff of each object a sync would change, and whether there is any change."""
     out: list[str] = []

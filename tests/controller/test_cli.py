@@ -103,6 +103,39 @@ def test_list_get_diff_sync_and_history_follow_git(
     )
 
 
+def test_sync_shows_each_step_as_it_ends_in_plain_lines(
+    driftguard_cli: Run, apps: Apps, git_server: GitServer, repo: str, namespace: str
+) -> None:
+    def in_wave(name: str, wave: int) -> str:
+        return (
+            f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations:\n"
+            f'    argocd.argoproj.io/sync-wave: "{wave}"\ndata:\n  WAVE: "{wave}"\n'
+        )
+
+    git_server.commit(
+        repo, {"a.yaml": in_wave("first", 0), "b.yaml": in_wave("second", 1), "c.yaml": in_wave("third", 2)}
+    )
+    apps.create("shop", {"repoURL": git_server.git_url(repo)})
+    synced = driftguard_cli("sync", "shop", "-n", namespace)
+    assert synced.returncode == 0, synced.stderr
+    lines = synced.stdout.splitlines()
+
+    def where(text: str) -> int:
+        found = [i for i, line in enumerate(lines) if text in line]
+        assert found, f"{text!r} not in the output:\n{synced.stdout}"
+        return found[0]
+
+    # Into a pipe: each object's result when its step ends, then the step, then the next step's.
+    assert (
+        where(f"configmap/first -n {namespace} created")
+        < where("Running: step 1 of 3 (wave 0) applied; waiting for it to become healthy")
+        < where(f"configmap/second -n {namespace} created")
+        < where("Running: step 2 of 3 (wave 1) applied")
+        < where("Succeeded: revision")
+    ), synced.stdout
+    assert "\033[" not in synced.stdout and "\r" not in synced.stdout  # plain lines, no live line
+
+
 def test_sync_needs_the_sync_subresource_and_errors_look_like_kubectl(
     driftguard_cli: Run, kubectl: Callable[..., subprocess.CompletedProcess[str]], apps: Apps,
     git_server: GitServer, repo: str, namespace: str,

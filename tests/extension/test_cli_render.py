@@ -104,3 +104,17 @@ def test_diff_exits_2_when_it_cannot_compare(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-kubeconfig"
     assert main(["diff", "shop", "--kubeconfig", str(missing)]) == 2
     assert main(["get", "shop", "--kubeconfig", str(missing)]) == 1
+
+
+def test_a_result_line_reads_as_kubectl_apply_prints_one() -> None:
+    entry = {"group": "apps", "kind": "Deployment", "namespace": "shop", "name": "web", "status": "created"}
+    assert render.result_line(entry) == "deployment.apps/web -n shop created"
+    failed = {"kind": "Namespace", "name": "shop", "status": "failed", "message": "Forbidden: no"}
+    assert render.result_line(failed) == "namespace/shop failed: Forbidden: no"
+
+
+def test_the_progress_bar_fills_with_the_objects_done() -> None:
+    assert render.bar(0, 4, width=8) == "[--------] 0/4"
+    assert render.bar(2, 4, width=8) == "[####----] 2/4"
+    assert render.bar(5, 4, width=8) == "[########] 5/4"  # never past full
+    assert render.bar(1, 0, width=8) == "[--------] 1/0"
