@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from flask import Flask, Response, g, request, stream_with_context
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from extension import ui
 from extension.api import discovery, errors, jsoncodec, managed_fields, openapi, patches, selectors, table
 from extension.api.kinds import Kind
 from extension.api.schema import GROUP, VERSION
@@ -28,6 +29,7 @@ from extension.auth import Attributes, RequestHeaderConfig, User, authenticate
 from extension.guard import reviews
 from extension.guard.webhook import MAX_REVIEW_BYTES, Guard
 from extension.resources import Resources, Result, WriteOptions
+from extension.ui import csrf
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +217,12 @@ def create_app(deps: Deps) -> Flask:
     watch_slots = threading.BoundedSemaphore(deps.max_watches)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
 
+    @app.before_request
+    def refuse_cross_site_writes() -> None:
+        reason = csrf.refusal(request.method, request.headers.get, request.cookies)
+        if reason is not None:
+            raise errors.APIError(403, "Forbidden", reason)
+
     @app.errorhandler(errors.APIError)
     def api_error(exc: errors.APIError) -> Response:
         return _error(exc)
@@ -308,6 +316,20 @@ def create_app(deps: Deps) -> Flask:
             response.headers["Cache-Control"] = "public, immutable"
         return response
 
+    def stream(
+        events: Iterator[dict[str, Any]], kind: Kind, as_table: bool = False, include: str = "Metadata",
+        bookmarks: bool = False,
+    ) -> Response:  # fmt: skip
+        """A watch's events as they come, in one of the replica's watch slots."""
+        if not watch_slots.acquire(blocking=False):
+            raise errors.APIError(
+                429, "TooManyRequests",
+                f"this extension replica already serves {deps.max_watches} watches; retry shortly",
+                {"retryAfterSeconds": 1},
+            )  # fmt: skip
+        body = _watch_stream(events, kind, as_table, include, bookmarks, deps.clock)
+        return Response(stream_with_context(_released(body, watch_slots)), mimetype="application/json")
+
     def respond(result: Result) -> Response:
         return _json(result.body, result.code, result.warnings)
 
@@ -348,16 +370,7 @@ def create_app(deps: Deps) -> Flask:
                             for a in res.list(namespace, match)[0]
                         }
                     events = selected_events(events, match, known)
-                stream = _watch_stream(events, kind, as_table, include, bookmarks, deps.clock)
-                if not watch_slots.acquire(blocking=False):
-                    raise errors.APIError(
-                        429, "TooManyRequests",
-                        f"this extension replica already serves {deps.max_watches} watches; retry shortly",
-                        {"retryAfterSeconds": 1},
-                    )  # fmt: skip
-                return Response(
-                    stream_with_context(_released(stream, watch_slots)), mimetype="application/json"
-                )
+                return stream(events, kind, as_table, include, bookmarks)
             items, list_rv = res.list(namespace, match, rv)
             if as_table:
                 return _json(
@@ -453,6 +466,12 @@ def create_app(deps: Deps) -> Flask:
 
     apps = deps.applications
     serve(apps)
+
+    ui.register(app, ui.Seams(
+        prefix=PREFIX, user=user, authorize=authorize,
+        allowed=lambda who, attrs: deps.authorizer.check(who, attrs)[0], applications=apps,
+        stream=lambda events: stream(events, apps.kind),
+    ))  # fmt: skip
     if deps.projects is not None:
         serve(deps.projects)
 

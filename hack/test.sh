@@ -21,6 +21,8 @@ USAGE
 case ${1:-} in -h | --help) usage; exit 0 ;; esac
 cd "${REPO_ROOT}"
 ensure_venv
+# The dashboard's browser tests drive Debian's Chromium (Playwright's own browsers are downloads).
+ensure_packages chromium:chromium
 # Build (or find) the binaries here rather than inside a pytest fixture, so a cold build's
 # progress is printed as it happens.
 hack/build.sh

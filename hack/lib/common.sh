@@ -46,3 +46,18 @@ ensure_venv() {
   fi
   rm -f "${venv}"/.driftguard-* && touch "${stamp}"
 }
+
+# ensure_packages command:package ...: installs (as root) the Debian packages of missing commands.
+ensure_packages() {
+  local pair missing=()
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || [[ -e ${pair%%:*} ]] || missing+=("${pair#*:}")
+  done
+  ((${#missing[@]} == 0)) && return 0
+  [[ ${EUID} -eq 0 ]] || die "missing ${missing[*]}: install them from Debian's packages (apt-get install ${missing[*]})"
+  log "installing ${missing[*]} from Debian's packages ..."
+  mkdir -p "${LOCAL_DIR}/logs"
+  apt-get update -q >"${LOCAL_DIR}/logs/apt.log" 2>&1 || log "apt-get update failed (see .local/logs/apt.log); trying the package lists at hand"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >>"${LOCAL_DIR}/logs/apt.log" 2>&1 ||
+    die "apt-get install ${missing[*]} failed; see .local/logs/apt.log"
+}
