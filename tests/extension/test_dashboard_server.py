@@ -180,7 +180,7 @@ def test_a_write_from_a_browser_needs_the_csrf_token(
 
 
 def test_csrf_refusal_reads_only_unsafe_methods() -> None:
-    browser = {"Origin": "http://evil.example"}
-    assert csrf.refusal("GET", browser.get, {}) is None
-    assert csrf.refusal("DELETE", browser.get, {}) is not None
-    assert csrf.refusal("PATCH", {}.get, {}) is None
+    browser: dict[str, str] = {"Origin": "http://evil.example"}
+    assert csrf.refusal("GET", lambda name: browser.get(name), {}) is None
+    assert csrf.refusal("DELETE", lambda name: browser.get(name), {}) is not None
+    assert csrf.refusal("PATCH", lambda name: None, {}) is None
