@@ -56,6 +56,13 @@ def test_forged_identity_headers_without_the_proxy_certificate_get_401(k: Kubect
     assert code == 401
     assert body["kind"] == "Status" and body["reason"] == "Unauthorized"
     assert "shop" not in json.dumps(body)
+    for path in ("/ui/", "/ui/applications", "/ui/watch"):  # the dashboard: the same authentication
+        code, body = direct_get(
+            f"/apis/gitops.driftguard.io/v1alpha1{path}",
+            {"X-Remote-User": "kubernetes-admin", "X-Remote-Group": "system:masters"},
+        )
+        assert (code, body["reason"]) == (401, "Unauthorized"), path
+        assert "shop" not in json.dumps(body)
 
 
 def test_a_namespaced_viewer_can_get_but_not_sync_or_edit(k: Kubectl, namespace: str) -> None:

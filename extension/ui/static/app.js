@@ -76,7 +76,7 @@ function table(caption, headers, rows) {
   return h("div", { class: "scroll" }, h("table", {},
     h("caption", { class: "visually-hidden" }, caption),
     h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
-    h("tbody", {}, rows)));
+    rows instanceof HTMLTableSectionElement ? rows : h("tbody", {}, rows)));
 }
 
 function section(id, title, ...children) {
@@ -282,7 +282,7 @@ function summary(app) {
     ["Drift guard", spec.driftGuard?.mode ?? "enforce"],
     ["Compared", when(status.reconciledAt)],
   ];
-  return h("dl", { class: "summary" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  return h("dl", { class: "summary", id: "app-summary" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
 function operation(app) {
