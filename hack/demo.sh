@@ -16,13 +16,15 @@ usage: hack/demo.sh
 Starts (or reuses) the local Kubernetes control plane (hack/local-up.sh), installs driftguard
 (hack/install-local.sh: manifests/local, the extension under gunicorn on https://127.0.0.1:8443),
 serves .local/demo/git/shop.git on git://127.0.0.1:\${DEMO_GIT_PORT} (9418), creates the Application
-demo/shop for it and shows the drift guard denying a kubectl edit.
+demo/shop for it, shows the drift guard denying a kubectl edit and serves the dashboard through
+kubectl proxy on http://127.0.0.1:\${DEMO_PROXY_PORT} (8001).
 A cold first run builds the control plane from Go modules (about 8 minutes on 2 cores).
 Stop everything with hack/local-down.sh.
 USAGE
 }
 
 DEMO_GIT_PORT=${DEMO_GIT_PORT:-9418}
+DEMO_PROXY_PORT=${DEMO_PROXY_PORT:-8001}
 DEMO_DIR=${LOCAL_DIR}/demo
 
 case ${1:-} in -h | --help) usage; exit 0 ;; esac
@@ -117,6 +119,24 @@ for attempt in $(seq 30); do
   sleep 1
 done
 
+# The dashboard, through kubectl proxy as the cluster admin (docs/dashboard.md).
+DASHBOARD="http://127.0.0.1:${DEMO_PROXY_PORT}/apis/gitops.driftguard.io/v1alpha1/ui/"
+if pid=$(pid_of demo-kubectl-proxy); then
+  log "kubectl proxy already serving http://127.0.0.1:${DEMO_PROXY_PORT}/ (pid ${pid})"
+elif port_in_use "${DEMO_PROXY_PORT}"; then
+  log "port ${DEMO_PROXY_PORT} is in use by $(who_listens "${DEMO_PROXY_PORT}"): no kubectl proxy for the dashboard (set DEMO_PROXY_PORT)"
+else
+  setsid "${LOCAL_BIN}/kubectl" --kubeconfig "${KUBECONFIG_PATH}" proxy --address=127.0.0.1 \
+    --port="${DEMO_PROXY_PORT}" </dev/null >>"${LOG_DIR}/demo-kubectl-proxy.log" 2>&1 &
+  record_pid demo-kubectl-proxy $!
+  deadline=$((SECONDS + 20))
+  until port_in_use "${DEMO_PROXY_PORT}"; do
+    ((SECONDS < deadline)) || die "kubectl proxy did not listen on 127.0.0.1:${DEMO_PROXY_PORT} (see .local/logs/demo-kubectl-proxy.log)"
+    sleep 0.2
+  done
+fi
+log "the dashboard: ${DASHBOARD}#/apps/demo/shop"
+
 cat <<NEXT
 
 driftguard runs on 127.0.0.1: the control plane, the extension (https://127.0.0.1:8443) and the
@@ -126,6 +146,8 @@ controller (http://127.0.0.1:8081/metrics), logs in .local/logs/. Try:
   export PATH=${LOCAL_BIN}:${VENV_DIR}/bin:\$PATH   # the pinned kubectl ${KUBE_VERSION}, helm ${HELM_VERSION}, kubectl-driftguard
   kubectl get applications -A -o wide        # served by driftguard's aggregated API
   kubectl driftguard get shop -n demo        # the CLI: summary, objects, drift (docs/cli.md)
+  # the dashboard, through kubectl proxy as the cluster admin (docs/dashboard.md):
+  #   ${DASHBOARD}#/apps/demo/shop
   kubectl get appprojects -n driftguard-system -o wide   # what each team may deploy, where
   kubectl describe application -n demo shop  # resources, history, Events
   kubectl -n demo get applications -w        # and, in another terminal, change Git:
