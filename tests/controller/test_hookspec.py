@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from controller import hooks, plan
+from controller import hookspec as hooks, plan
 
 
 def job(name: str = "migrate", generate: bool = False, **annotations: str) -> dict[str, Any]:
