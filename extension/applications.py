@@ -65,7 +65,9 @@ class Applications(Resources):
             operation = {
                 "sync" if kind == "diff" else kind: op,
                 "initiatedBy": {"username": user},
-                "requestedAt": objects.timestamp(self.clock()),
+                # To the microsecond: two requests in one second are two operations, which
+                # whoever follows one (kubectl driftguard, the dashboard) tells apart by the record.
+                "requestedAt": objects.micro_timestamp(self.clock()),
             }
             new = objects.with_operation(old, operation)
             try:

@@ -26,6 +26,11 @@ def timestamp(now: datetime.datetime) -> str:
     return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def micro_timestamp(now: datetime.datetime) -> str:
+    """As metav1.MicroTime: to the microsecond."""
+    return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def check_kind(body: Any, kind: Kind) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise errors.bad_request("the request body must be a JSON object")

@@ -407,7 +407,10 @@ def _operation() -> Schema:
             "sync": sync,
             "rollback": rollback,
             "initiatedBy": _initiated_by("Who asked for the operation."),
-            "requestedAt": _time("When the operation was requested"),
+            "requestedAt": _string(
+                "When the operation was requested (RFC 3339, to the microsecond, as metav1.MicroTime).",
+                fmt="date-time",
+            ),
         },
     )
 
@@ -438,8 +441,14 @@ def _status() -> Schema:
         {
             **_resource_ref("resource"),
             "version": _string("The API version of the resource."),
-            "status": _string("created, configured, unchanged, pruned, skipped or failed."),
+            "status": _string(
+                "created, configured, unchanged, pruned, skipped or failed; for a hook, succeeded or failed."
+            ),
             "message": _string("What was done or went wrong, e.g. the API server's error."),
+            "hookPhase": _string(
+                "For a sync hook: the phase it ran in.",
+                enum=["PreSync", "Sync", "PostSync", "SyncFail", "PreDelete"],
+            ),
             "diff": _string(
                 "In a dry run: a unified diff of the live resource against what the sync would make "
                 "of it, as YAML (only the fields Git sets differ)."
