@@ -219,6 +219,9 @@ def create_app(deps: Deps) -> Flask:
 
     @app.before_request
     def refuse_cross_site_writes() -> None:
+        if request.method in csrf.SAFE_METHODS:
+            return
+        user()  # who is not authenticated gets 401, whatever else is wrong
         reason = csrf.refusal(request.method, request.headers.get, request.cookies)
         if reason is not None:
             raise errors.APIError(403, "Forbidden", reason)
@@ -470,7 +473,7 @@ def create_app(deps: Deps) -> Flask:
     ui.register(app, ui.Seams(
         prefix=PREFIX, user=user, authorize=authorize,
         allowed=lambda who, attrs: deps.authorizer.check(who, attrs)[0], applications=apps,
-        stream=lambda events: stream(events, apps.kind),
+        stream=lambda events: stream(events, apps.kind, bookmarks=True),
     ))  # fmt: skip
     if deps.projects is not None:
         serve(deps.projects)

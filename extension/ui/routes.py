@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import collections
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from flask import Flask, Response, redirect, request
+from flask import Flask, Response, request
 
 from extension.api import errors, jsoncodec
 from extension.auth import Attributes, User
@@ -26,6 +28,12 @@ CSP = (
 )
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _WATCH_TIMEOUT = 1800
+WATCHES_PER_USER = 4
+_LINK = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>driftguard</title>'
+    '<meta http-equiv="refresh" content="0;url=ui/"></head>'
+    '<body><p><a href="ui/">The driftguard dashboard</a></p></body></html>'
+)
 
 
 @dataclass
@@ -54,20 +62,42 @@ def _secure(response: Response) -> Response:
 
 class Namespaces:
     """Which namespaces' Applications a user may ``verb`` (list, watch): all when the user may at
-    the cluster scope, else each namespace as its own SubjectAccessReview says, asked once."""
+    the cluster scope, else each namespace as its own SubjectAccessReview says. Asked each time
+    (the authorizer keeps answers for seconds), so a watch stops sending what a revoked right no
+    longer covers."""
 
     def __init__(self, seams: Seams, who: User, verb: str) -> None:
         self.seams, self.who, self.verb = seams, who, verb
-        self.everywhere = seams.allowed(who, Attributes(verb, "applications"))
-        self.known: dict[str, bool] = {}
+
+    @property
+    def everywhere(self) -> bool:
+        return self.seams.allowed(self.who, Attributes(self.verb, "applications"))
 
     def __call__(self, namespace: str) -> bool:
-        if self.everywhere:
+        return self.everywhere or self.seams.allowed(
+            self.who, Attributes(self.verb, "applications", namespace)
+        )
+
+
+class WatchCap:
+    """At most ``per_user`` dashboard watches per user on this replica: ``ui`` is open to every
+    authenticated user, so none may hold all of the replica's watch slots."""
+
+    def __init__(self, per_user: int) -> None:
+        self.per_user, self.lock, self.held = per_user, threading.Lock(), collections.Counter[str]()
+
+    def take(self, user: str) -> bool:
+        with self.lock:
+            if self.held[user] >= self.per_user:
+                return False
+            self.held[user] += 1
             return True
-        if namespace not in self.known:
-            attrs = Attributes(self.verb, "applications", namespace)
-            self.known[namespace] = self.seams.allowed(self.who, attrs)
-        return self.known[namespace]
+
+    def give_back(self, user: str) -> None:
+        with self.lock:
+            self.held[user] -= 1
+            if self.held[user] <= 0:
+                del self.held[user]
 
 
 def register(app: Flask, seams: Seams) -> None:
@@ -75,10 +105,19 @@ def register(app: Flask, seams: Seams) -> None:
     index = _read("index.html").decode()
     files = {name: _read(name) for name in FILES}
 
+    cap = WatchCap(WATCHES_PER_USER)
+
     @app.get(base)
-    def ui_redirect() -> Any:
-        seams.authorize(seams.user(), Attributes("list", RESOURCE))
-        return redirect(f"{RESOURCE}/", code=301)
+    def ui_collection() -> Response:
+        """``ui?watch=true``: the list page's watch (a watch of the collection, as kube-apiserver
+        authorizes and times it: a long-running request). ``ui`` alone: a link to ``ui/`` (the
+        aggregator does not pass redirects on)."""
+        who = seams.user()
+        if request.args.get("watch") in ("true", "1"):
+            seams.authorize(who, Attributes("watch", RESOURCE))
+            return _watch(seams, who, cap)
+        seams.authorize(who, Attributes("list", RESOURCE))
+        return _secure(Response(_LINK, mimetype="text/html"))
 
     @app.get(f"{base}/")
     def ui_index() -> Response:
@@ -97,8 +136,6 @@ def register(app: Flask, seams: Seams) -> None:
         seams.authorize(who, Attributes("get", RESOURCE, name=name))
         if name == "applications":
             return _applications(seams, who)
-        if name == "watch":
-            return _watch(seams, who)
         if name not in FILES:
             raise errors.APIError(404, "NotFound", f'the dashboard has no file "{name}"')
         response = _secure(Response(files[name], mimetype=FILES[name]))
@@ -120,19 +157,40 @@ def _applications(seams: Seams, who: User) -> Response:
     return Response(jsoncodec.dumps(body), mimetype="application/json")
 
 
-def _watch(seams: Seams, who: User) -> Response:
+def _watch(seams: Seams, who: User, cap: WatchCap) -> Response:
     """A watch of the Applications of every namespace the user may watch, from ``resourceVersion``
-    (what ``applications`` answered): the list page's live updates."""
+    (what ``applications`` answered). The others' changes go out as bookmarks: the client's
+    resourceVersion stays current, and a client that has gone is found at the next write."""
     rv = request.args.get("resourceVersion") or None
     may = Namespaces(seams, who, "watch")
-    events = seams.applications.watch(None, rv, _WATCH_TIMEOUT, False)
+    if not cap.take(who.name):
+        raise errors.APIError(
+            429, "TooManyRequests",
+            f"{who.name} already has {cap.per_user} dashboard watches open on this replica; close a tab",
+            {"retryAfterSeconds": 5},
+        )  # fmt: skip
+    try:
+        events = seams.applications.watch(None, rv, _WATCH_TIMEOUT, False)
+    except Exception:
+        cap.give_back(who.name)
+        raise
 
     def permitted() -> Iterator[dict[str, Any]]:
-        for event in events:
-            obj = event.get("object") or {}
-            namespace = (obj.get("metadata") or {}).get("namespace")
-            if event["type"] in ("ADDED", "MODIFIED", "DELETED") and not may(str(namespace)):
-                continue
-            yield event
+        try:
+            for event in events:
+                obj = event.get("object") or {}
+                meta = obj.get("metadata") or {}
+                if event["type"] in ("ADDED", "MODIFIED", "DELETED") and not may(str(meta.get("namespace"))):
+                    event = {"type": "BOOKMARK", "object": {
+                        "kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"),
+                        "metadata": {"resourceVersion": meta.get("resourceVersion", "")},
+                    }}  # fmt: skip
+                yield event
+        finally:
+            cap.give_back(who.name)
 
-    return seams.stream(permitted())
+    try:
+        return seams.stream(permitted())
+    except Exception:  # no slot: the generator never runs, so its finally does not either
+        cap.give_back(who.name)
+        raise

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from extension.app import Deps, create_app
 from extension.applications import Applications
 from extension.auth import Attributes, RequestHeaderConfig, User
-from extension.ui import csrf
+from extension.ui import csrf, routes
 from tests.extension.test_app import APP, FakeStore, call
 
 UI = "/apis/gitops.driftguard.io/v1alpha1/ui"
@@ -113,13 +113,21 @@ def test_the_files_are_served_and_nothing_else(client: FlaskClient) -> None:
     assert call(client, "GET", f"{UI}/style.css").mimetype == "text/css"
     missing = call(client, "GET", f"{UI}/..%2fapp.py")
     assert missing.status_code == 404 and missing.json["kind"] == "Status"
-    assert call(client, "GET", UI).status_code == 301
+    link = call(client, "GET", UI)  # no redirect: kube-apiserver's proxy does not pass them on
+    assert link.status_code == 200 and b'href="ui/"' in link.data
 
 
 def test_a_forged_identity_without_the_front_proxy_certificate_is_401(client: FlaskClient) -> None:
-    for path in (f"{UI}/", f"{UI}/app.js", f"{UI}/applications"):
+    for path in (f"{UI}/", f"{UI}/app.js", f"{UI}/applications", f"{UI}?watch=true"):
         response = call(client, "GET", path, peer=None)
         assert response.status_code == 401 and response.json["reason"] == "Unauthorized", path
+    # A write from a browser without the certificate: 401 first, not the CSRF refusal.
+    forged = call(
+        client, "POST", "/apis/gitops.driftguard.io/v1alpha1/namespaces/team-a/applications/shop/sync",
+        peer=None, headers={"X-Remote-User": "admin", "Origin": "http://evil.example"}, data=b"{}",
+        content_type="application/json",
+    )  # fmt: skip
+    assert forged.status_code == 401
 
 
 def test_who_may_not_open_the_dashboard_gets_403(client: FlaskClient, rules: Rules) -> None:
@@ -140,12 +148,38 @@ def test_the_list_holds_only_the_namespaces_the_user_may_list(client: FlaskClien
 
 
 def test_the_watch_sends_only_the_namespaces_the_user_may_watch(
-    client: FlaskClient, store: FakeStore
+    client: FlaskClient, store: FakeStore, rules: Rules
 ) -> None:
     store.events = [{"type": "MODIFIED", "object": store.get(ns, "shop")} for ns in ("team-b", "team-a")]
-    response = call(client, "GET", f"{UI}/watch?resourceVersion=1", headers=VIEWER)
+    response = call(client, "GET", f"{UI}?watch=true&resourceVersion=1", headers=VIEWER)
     events = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
-    assert [e["object"]["metadata"]["namespace"] for e in events] == ["team-a"]
+    # team-b's change is a bookmark: its resourceVersion, nothing of the object.
+    assert [e["type"] for e in events] == ["BOOKMARK", "MODIFIED"]
+    hidden = store.get("team-b", "shop")["metadata"]["resourceVersion"]
+    assert events[0]["object"]["metadata"] == {"resourceVersion": hidden}
+    assert events[1]["object"]["metadata"]["namespace"] == "team-a"
+    assert Attributes("watch", "ui") in rules.asked  # the collection's watch, as kube-apiserver names it
+
+
+def test_a_user_holds_at_most_a_few_dashboard_watches(client: FlaskClient, store: FakeStore) -> None:
+    # One event to prime each stream with (the test client reads the first chunk), then each
+    # watch stays open until hold is cleared.
+    store.events = [{"type": "MODIFIED", "object": store.get("team-a", "shop")}]
+    store.hold.set()
+    try:
+        opened = [
+            call(client, "GET", f"{UI}?watch=true&resourceVersion=1", headers=VIEWER, buffered=False)
+            for _ in range(routes.WATCHES_PER_USER)
+        ]
+        refused = call(client, "GET", f"{UI}?watch=true&resourceVersion=1", headers=VIEWER)
+        assert refused.status_code == 429 and "dashboard watches open" in refused.json["message"]
+        assert call(client, "GET", f"{UI}/applications", headers=VIEWER).status_code == 200
+    finally:
+        store.hold.clear()
+    for response in reversed(opened):  # the test client nests their request contexts
+        response.close()
+    again = call(client, "GET", f"{UI}?watch=true&resourceVersion=1", headers=VIEWER)
+    assert again.status_code == 200  # closed watches give their places back
 
 
 TOKEN, OTHER = "a" * 43, "b" * 43

@@ -51,7 +51,7 @@ const ICONS = {
 function badge(value) {
   const text = value || "Unknown";
   const slug = text.replace(/[^A-Za-z]/g, "").toLowerCase();
-  return h("span", { class: `badge s-${slug}` }, h("span", { "aria-hidden": "true" }, ICONS[text] ?? "•"), " ", text);
+  return h("span", { class: `badge s-${slug}` }, h("span", { "aria-hidden": "true" }, Object.hasOwn(ICONS, text) ? ICONS[text] : "•"), " ", text);
 }
 
 function short(sha) {
@@ -113,7 +113,7 @@ async function call(method, path, body) {
   return data;
 }
 
-// Streams a watch's events to onEvent until it ends or signal aborts; returns the last resourceVersion seen.
+// Streams a watch's events to onEvent until it ends or signal aborts.
 async function watch(path, onEvent, signal) {
   const response = await fetch(path, { headers: { Accept: "application/json" }, credentials: "same-origin", signal });
   if (!response.ok) {
@@ -123,16 +123,20 @@ async function watch(path, onEvent, signal) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += decoder.decode(value, { stream: true });
-    let end;
-    while ((end = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, end).trim();
-      buffer = buffer.slice(end + 1);
-      if (line) onEvent(JSON.parse(line));
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, end).trim();
+        buffer = buffer.slice(end + 1);
+        if (line) onEvent(JSON.parse(line));
+      }
     }
+  } finally {
+    reader.cancel().catch(() => {});
   }
 }
 
@@ -150,10 +154,14 @@ function follow(path, onEvent, relist, signal, rv) {
           version = event.object?.metadata?.resourceVersion ?? version;
           onEvent(event);
         }, signal);
+        clearAlert("live");
       } catch (err) {
         if (signal.aborted) return;
-        if (err.code === 410) { version = await relist(); continue; }
-        alert(err, "The live view stopped");
+        if (err.code === 410) {
+          try { version = await relist(); clearAlert("live"); continue; } catch (again) { err = again; }
+        }
+        if (signal.aborted) return;
+        alert(err, "The live view stopped; retrying", "live");
         await new Promise((resolve) => setTimeout(resolve, 3000));
       }
     }
@@ -175,13 +183,21 @@ async function can(verb, resource, subresource, namespace, name) {
 }
 
 // --- alerts ----------------------------------------------------------------------------------
-function alert(err, context) {
+// An error shown until dismissed; one per ``key``, a newer replacing an older.
+function alert(err, context, key = context) {
   const box = document.getElementById("alerts");
   const message = `${context}: ${err.message ?? err}`;
   const close = h("button", { type: "button", class: "link", "aria-label": "Dismiss" }, "×");
-  const item = h("div", { class: "alert" }, h("span", {}, message), close);
+  const item = h("div", { class: "alert", "data-key": key }, h("span", {}, message), close);
   close.addEventListener("click", () => item.remove());
+  clearAlert(key);
   box.append(item);
+}
+
+function clearAlert(key) {
+  for (const item of document.getElementById("alerts").children) {
+    if (item.getAttribute("data-key") === key) item.remove();
+  }
 }
 
 function clearAlerts() {
@@ -251,9 +267,11 @@ async function listPage(main, signal) {
   };
   let rv;
   try { rv = await relist(); } catch (err) { alert(err, "Cannot list Applications"); return; }
-  follow(`${UI}/watch`, (event) => {
+  if (signal.aborted) return;
+  follow(UI, (event) => {
     if (event.type === "DELETED") apps.delete(key(event.object));
     else if (event.type === "ADDED" || event.type === "MODIFIED") apps.set(key(event.object), event.object);
+    else return; // a bookmark: nothing to show
     render();
   }, relist, signal, rv);
 }
@@ -290,7 +308,7 @@ function operation(app) {
   if (!state) return h("p", {}, "No operation yet.");
   const results = state.syncResult?.resources ?? [];
   return h("div", {},
-    h("p", {}, badge(state.phase), " ", state.message ?? "", " ", when(state.finishedAt ?? state.startedAt)),
+    h("p", { "aria-live": "polite" }, badge(state.phase), " ", state.message ?? "", " ", when(state.finishedAt ?? state.startedAt)),
     results.length ? table("Results of the last operation", ["Kind", "Namespace", "Name", "Result", "Message"],
       results.map((r) => h("tr", {}, h("td", {}, r.kind), h("td", {}, r.namespace ?? ""), h("td", {}, r.name),
         h("td", {}, r.status ?? ""), h("td", { class: "wrap" }, r.message ?? "")))) : "");
@@ -315,26 +333,29 @@ function fieldPaths(fields, prefix = "") {
 
 const plurals = new Map();
 async function objectPath(res) {
-  const gv = res.group ? `${ROOT}/apis/${res.group}/${res.version}` : `${ROOT}/api/${res.version || "v1"}`;
+  const enc = encodeURIComponent;
+  const gv = res.group ? `${ROOT}/apis/${enc(res.group)}/${enc(res.version)}` : `${ROOT}/api/${enc(res.version || "v1")}`;
   if (!plurals.has(gv)) plurals.set(gv, call("GET", gv));
   const list = await plurals.get(gv);
   const found = (list.resources ?? []).find((r) => r.kind === res.kind && !r.name.includes("/"));
   if (!found) throw new APIError(404, "NotFound", `the server does not serve ${res.kind} in ${res.group || "core"}/${res.version}`);
   const ns = found.namespaced ? `/namespaces/${encodeURIComponent(res.namespace)}` : "";
-  return `${gv}${ns}/${found.name}/${encodeURIComponent(res.name)}`;
+  return `${gv}${ns}/${enc(found.name)}/${enc(res.name)}`;
 }
 
-function ownedFields(res, drifted) {
+function ownedFields(res, drifted, opened) {
+  const id = `${res.group ?? ""}/${res.kind}/${res.namespace ?? ""}/${res.name}`;
   const box = h("div", { class: "owned" }, "Loading…");
-  const details = h("details", {}, h("summary", {}, "Fields Git sets"), box);
+  const details = h("details", { open: opened.has(id) }, h("summary", { "data-focus": `fields:${id}` }, "Fields Git sets"), box);
   details.addEventListener("toggle", async () => {
+    if (details.open) opened.add(id); else opened.delete(id);
     if (!details.open || box.dataset.loaded) return;
     box.dataset.loaded = "1";
     try {
       const live = await call("GET", await objectPath(res));
       const entries = (live.metadata?.managedFields ?? []).filter((m) => m.manager === MANAGER);
       const paths = entries.flatMap((m) => fieldPaths(m.fieldsV1)).filter((p) => !p.startsWith(".metadata"));
-      fill(box, paths.length ? h("ul", { class: "paths" }, paths.map((p) => h("li", { class: drifted.some((d) => p.startsWith(d)) ? "drifted" : "" }, p))) : "None recorded on the live object.");
+      fill(box, paths.length ? h("ul", { class: "paths" }, paths.map((p) => h("li", { class: drifted.some((d) => p === d || p.startsWith(`${d}.`) || p.startsWith(`${d}[`)) ? "drifted" : "" }, p))) : "None recorded on the live object.");
     } catch (err) {
       fill(box, h("span", { class: "error" }, err.message));
     }
@@ -342,7 +363,7 @@ function ownedFields(res, drifted) {
   return details;
 }
 
-function resourceTree(app) {
+function resourceTree(app, opened) {
   const status = app.status ?? {};
   const drift = new Map();
   for (const d of status.drift?.resources ?? []) {
@@ -362,7 +383,7 @@ function resourceTree(app) {
             " ", badge(r.status), r.health ? [" ", badge(r.health.status), " ", r.health.message ?? ""] : ""),
           changes.map((c) => h("div", { class: "drift" }, "Drifted: ", h("span", { class: "mono" }, (c.fields ?? []).join(", ")),
             ` by ${c.by ?? "?"} `, when(c.at))),
-          ownedFields(r, drifted));
+          ownedFields(r, drifted, opened));
       }))));
 }
 
@@ -392,8 +413,10 @@ async function appPage(main, signal, namespace, name) {
   const path = `${API}/namespaces/${encodeURIComponent(namespace)}/applications/${encodeURIComponent(name)}`;
   let app;
   try { app = await call("GET", path); } catch (err) { fill(main, h("h1", {}, name)); alert(err, `Cannot read Application ${namespace}/${name}`); return; }
+  if (signal.aborted) return;
+  const opened = new Set(); // the "Fields Git sets" panels open, kept across redraws
   const parts = {
-    summary: h("div", {}), op: h("div", { "aria-live": "polite" }), tree: h("div", {}), diff: h("div", { "aria-live": "polite" }),
+    summary: h("div", {}), op: h("div", {}), tree: h("div", {}), diff: h("div", { "aria-live": "polite" }),
     conditions: h("div", {}), events: h("div", {}), history: h("div", {}), project: h("div", {}),
   };
   const rights = { sync: { allowed: false, reason: "checking…" }, diff: { allowed: false, reason: "checking…" }, rollback: { allowed: false, reason: "checking…" } };
@@ -414,7 +437,7 @@ async function appPage(main, signal, namespace, name) {
         waitingFor = recorded.operation;
         fill(parts.diff, h("p", {}, "Comparing with Git…"));
       }
-      app = recorded;
+      if (Number(recorded.metadata?.resourceVersion) >= Number(app.metadata?.resourceVersion)) app = recorded;
       render();
     } catch (err) {
       alert(err, label);
@@ -424,23 +447,26 @@ async function appPage(main, signal, namespace, name) {
   diffButton.addEventListener("click", () => act("diff", {}, `Diff of ${namespace}/${name}`));
 
   const rollbackCell = (entry) => {
-    if (!rights.rollback.allowed) return h("button", { type: "button", disabled: true, title: rights.rollback.reason, "aria-label": `Roll back to ${entry.id}: ${rights.rollback.reason}` }, "Roll back");
+    if (!rights.rollback.allowed) return h("button", { type: "button", disabled: true, "aria-describedby": "rollback-reason" }, `Roll back to ${entry.id}`);
     if (confirming.id === entry.id) {
       return h("span", { class: "confirm" },
-        h("button", { type: "button", class: "danger", onclick: () => { confirming.id = null; act("rollback", { id: entry.id }, `Rollback of ${namespace}/${name}`); } }, `Confirm rollback to ${entry.id}`),
-        h("button", { type: "button", onclick: () => { confirming.id = null; render(); } }, "Cancel"));
+        h("button", { type: "button", class: "danger", "data-focus": `confirm:${entry.id}`, onclick: () => { confirming.id = null; act("rollback", { id: entry.id }, `Rollback of ${namespace}/${name}`); } }, `Confirm rollback to ${entry.id}`),
+        h("button", { type: "button", "data-focus": `cancel:${entry.id}`, onclick: () => { confirming.id = null; render(`rollback:${entry.id}`); } }, "Cancel"));
     }
-    return h("button", { type: "button", onclick: () => { confirming.id = entry.id; render(); } }, `Roll back to ${entry.id}`);
+    return h("button", { type: "button", "data-focus": `rollback:${entry.id}`, onclick: () => { confirming.id = entry.id; render(`confirm:${entry.id}`); } }, `Roll back to ${entry.id}`);
   };
 
-  const render = () => {
+  // Redraws what the Application's state shows; keyboard focus stays where it was (or moves to
+  // ``focus``), by the element's data-focus key.
+  const render = (focus) => {
+    const keep = focus ?? document.activeElement?.getAttribute?.("data-focus");
     fill(parts.summary, summary(app));
     fill(parts.op, operation(app));
-    fill(parts.tree, resourceTree(app));
+    fill(parts.tree, resourceTree(app, opened));
     const conditions = app.status?.conditions ?? [];
     fill(parts.conditions, conditions.length ? table("Conditions", ["Type", "Status", "Reason", "Message", "Since"], conditions.map((c) =>
       h("tr", {}, h("td", {}, c.type), h("td", {}, c.status), h("td", {}, c.reason ?? ""), h("td", { class: "wrap" }, c.message ?? ""), h("td", {}, when(c.lastTransitionTime))))) : h("p", {}, "None."));
-    fill(parts.history, history(app, rollbackCell));
+    fill(parts.history, history(app, rollbackCell), rights.rollback.allowed ? "" : h("p", { class: "reason", id: "rollback-reason" }, rights.rollback.reason));
     const state = app.status?.operationState;
     if (waitingFor && state && same(state.operation, waitingFor) && TERMINAL.has(state.phase)) {
       waitingFor = null;
@@ -450,6 +476,7 @@ async function appPage(main, signal, namespace, name) {
       button.disabled = !right.allowed;
       fill(reasonBox, right.allowed ? "" : right.reason);
     }
+    if (keep) main.querySelector(`[data-focus="${CSS.escape(keep)}"]`)?.focus();
   };
 
   const loadEvents = async () => {
@@ -489,6 +516,7 @@ async function appPage(main, signal, namespace, name) {
     try { rights[field] = await can("create", "applications", sub, namespace, name); } catch (err) { rights[field] = { allowed: false, reason: err.message }; }
   };
   await Promise.all([ask("sync", "sync"), ask("diff", "diff"), ask("rollback", "rollback")]);
+  if (signal.aborted) return;
   render();
 
   call("GET", `${API}/namespaces/${PROJECTS_NAMESPACE}/appprojects/${encodeURIComponent(app.spec?.project ?? "default")}`)
@@ -496,7 +524,11 @@ async function appPage(main, signal, namespace, name) {
     .catch((err) => fill(parts.project, h("p", { class: "error" }, err.message)));
 
   let eventsTimer = null;
-  const relist = async () => { app = await call("GET", path); render(); return app.metadata.resourceVersion; };
+  const relist = async () => {
+    const fresh = await call("GET", path);
+    if (!signal.aborted) { app = fresh; render(); }
+    return fresh.metadata.resourceVersion;
+  };
   follow(`${API}/namespaces/${encodeURIComponent(namespace)}/applications?fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}`, (event) => {
     if (event.type === "DELETED") { alert(`Application ${namespace}/${name} was deleted`, "Gone"); return; }
     if (event.type !== "ADDED" && event.type !== "MODIFIED") return;
@@ -510,15 +542,26 @@ async function appPage(main, signal, namespace, name) {
 // --- routing -------------------------------------------------------------------------------------
 let current = null;
 async function route() {
+  if (location.hash && !location.hash.startsWith("#/")) return; // an in-page link, not a page
   current?.abort();
   current = new AbortController();
+  const signal = current.signal;
   clearAlerts();
   const main = document.getElementById("main");
-  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
-  if (parts[0] === "apps" && parts.length === 3) await appPage(main, current.signal, parts[1], parts[2]);
-  else await listPage(main, current.signal);
-  document.title = parts[0] === "apps" ? `${parts[2]} · driftguard` : "Applications · driftguard";
+  let parts;
+  try { parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent); } catch { parts = []; }
+  const one = parts[0] === "apps" && parts.length === 3 && parts[1] && parts[2];
+  document.title = one ? `${parts[2]} · driftguard` : "Applications · driftguard";
+  if (one) await appPage(main, signal, parts[1], parts[2]);
+  else await listPage(main, signal);
+  if (!signal.aborted) main.querySelector("h1")?.setAttribute("tabindex", "-1");
+  if (!signal.aborted && document.activeElement === document.body) main.querySelector("h1")?.focus();
 }
+
+document.querySelector(".skip")?.addEventListener("click", (event) => {
+  event.preventDefault(); // "#main" is not a page of ours: move focus, keep the page
+  document.getElementById("main").focus();
+});
 
 async function whoAmI() {
   try {
