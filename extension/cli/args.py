@@ -62,6 +62,8 @@ def parser() -> argparse.ArgumentParser:
     diff = verb("diff", "Show what a sync would change: exit 0 none, 1 some, 2 the compare failed.")
     diff.add_argument("--revision", help="another revision than the target (needs applications/sync)")
     diff.add_argument("--timeout", type=duration, default=300.0)
+    diff.add_argument("--refresh", action="store_true", help="as argocd app diff: a diff always compares now")
+    diff.add_argument("--local", metavar="DIR", help="compare this working tree, rendered here, not Git")
     verb("history", "The deployments of an Application.")
     rollback = verb("rollback", "Deploy a history entry again and pause auto-sync.")
     rollback.add_argument("id", type=int, metavar="ID")

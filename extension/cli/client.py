@@ -60,6 +60,9 @@ class Kube:
             raise CLIError("error: --as-group takes one group")
         for group in flags.as_groups:
             self.headers["Impersonate-Group"] = group
+        self._discovery: dict[str, list[dict[str, Any]] | None] = {}
+        self._openapi_paths: dict[str, Any] | None = None
+        self._groups: list[dict[str, Any]] | None = None
 
     def call(self, method: str, path: str, body: Any = None, *, accept: str = "",
              content_type: str = "application/json", query: dict[str, Any] | None = None) -> Any:  # fmt: skip
@@ -142,29 +145,92 @@ class Kube:
         finally:
             close(response)
 
+    # --- any kind: discovery, objects, schemas -------------------------------------------------
+    def api_resources(self, group_version: str) -> list[dict[str, Any]] | None:
+        """The resources discovery lists for ``v1`` or ``GROUP/VERSION`` (subresources left out),
+        None when the server does not serve that version."""
+        if group_version not in self._discovery:
+            prefix = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
+            try:
+                listing = self.call("GET", prefix)
+            except CLIError as exc:
+                if "(NotFound)" not in str(exc):
+                    raise
+                listing = None
+            self._discovery[group_version] = (
+                None if listing is None else [r for r in listing.get("resources", []) if "/" not in r["name"]]
+            )
+        return self._discovery[group_version]
+
+    def preferred_version(self, group: str) -> str | None:
+        """``v1`` for the core group, else the group's preferred ``GROUP/VERSION``; None when the
+        server does not serve the group."""
+        if not group:
+            return "v1"
+        for found in self.groups():
+            if found["name"] == group:
+                return str(found["preferredVersion"]["groupVersion"])
+        return None
+
+    def groups(self) -> list[dict[str, Any]]:
+        """The API groups discovery lists under /apis (read once)."""
+        if self._groups is None:
+            self._groups = list(self.call("GET", "/apis").get("groups", []))
+        return self._groups
+
+    def object_path(self, group_version: str, kind: str, namespace: str, name: str) -> str | None:
+        """The path of one object of ``kind`` as discovery serves it, None when the server has no
+        such kind (in that version)."""
+        for res in self.api_resources(group_version) or []:
+            if res["kind"] == kind:
+                base = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
+                where = f"/namespaces/{namespace}" if res["namespaced"] and namespace else ""
+                return f"{base}{where}/{res['name']}/{name}"
+        return None
+
+    def get_object(self, path: str) -> dict[str, Any] | None:
+        """The object at ``path`` as the user may read it, None when it does not exist; any other
+        answer (Forbidden, say) is a CLIError as kubectl prints it."""
+        try:
+            return dict(self.call("GET", path))
+        except CLIError as exc:
+            if str(exc).startswith("Error from server (NotFound)"):
+                return None
+            raise
+
+    def openapi(self, group_version: str) -> dict[str, Any] | None:
+        """The OpenAPI v3 document of ``v1`` or ``GROUP/VERSION``, None when it cannot be read."""
+        key = f"apis/{group_version}" if "/" in group_version else f"api/{group_version}"
+        try:
+            if self._openapi_paths is None:
+                self._openapi_paths = dict(self.call("GET", "/openapi/v3").get("paths") or {})
+            url = (self._openapi_paths.get(key) or {}).get("serverRelativeURL")
+            if not url:
+                return None
+            path, _, query = str(url).partition("?")
+            hashed = dict(part.partition("=")[::2] for part in query.split("&") if part)
+            return dict(self.call("GET", path, query=hashed or None))
+        except CLIError:
+            return None
+
     # --- any kind, for break-glass ------------------------------------------------------------
     def resource_for(self, kind: str) -> tuple[str, bool, str]:
         """(the collection's path prefix, e.g. ``/apis/apps/v1/deployments``, namespaced, Kind) of
         the resource a kind, plural, singular or short name names, as kubectl resolves it through
         discovery."""
         wanted = kind.lower()
-        groups = [("", "/api/v1")] + [
-            (g["name"], f"/apis/{g['preferredVersion']['groupVersion']}")
-            for g in self.call("GET", "/apis").get("groups", [])
-        ]
+        groups = [("", "v1")] + [(g["name"], g["preferredVersion"]["groupVersion"]) for g in self.groups()]
         group_hint = ""
         if "." in wanted:
             wanted, group_hint = wanted.split(".", 1)
-        for group, prefix in groups:
+        for group, group_version in groups:
             if group_hint and group != group_hint:
                 continue
             try:
-                listing = self.call("GET", prefix)
+                listing = self.api_resources(group_version)
             except CLIError:
                 continue
-            for res in listing.get("resources", []):
-                if "/" in res["name"]:
-                    continue
+            for res in listing or []:
                 names = {
                     res["name"],
                     res.get("singularName", ""),
@@ -172,5 +238,6 @@ class Kube:
                     *res.get("shortNames", []),
                 }
                 if wanted in names:
+                    prefix = f"/apis/{group_version}" if group else "/api/v1"
                     return f"{prefix}/{res['name']}", bool(res["namespaced"]), res["kind"]
         raise CLIError(f'error: the server doesn\'t have a resource type "{kind}"')

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import yaml
 
 from extension.api.tracking import BREAK_GLASS_REASON, BREAK_GLASS_UNTIL, RESOURCES_FINALIZER
-from extension.cli import render
+from extension.cli import local, render
 from extension.cli.args import parser
 from extension.cli.client import API, TABLE, CLIError, Flags, Kube
 
@@ -196,6 +196,8 @@ def cmd_sync(kube: Kube, args: argparse.Namespace, out: Out) -> int:
 
 
 def cmd_diff(kube: Kube, args: argparse.Namespace, out: Out) -> int:
+    if args.local:
+        return local.cmd_diff_local(kube, args, out)
     if args.revision:  # another revision than the target: a dry-run sync's to compare
         request: dict[str, Any] = {"revision": args.revision, "dryRun": True, "prune": True}
         state = _sync(kube, args.name, request, out, quiet=True, timeout=args.timeout)
@@ -362,7 +364,10 @@ VERBS: dict[str, Callable[[Kube, argparse.Namespace, Out], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    if args.verb == "diff" and args.local and (args.revision or args.refresh):
+        cli.error("diff: --local compares a working tree, so it takes neither --revision nor --refresh")
     out = Out(sys.stdout)
     try:
         flags = Flags(
