@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,106 @@ def test_create_then_delete_without_cascade_keeps_what_it_deployed(
 
     wait_for(gone, "the Application to be deleted")
     assert kubectl("get", "configmap", "greeting", "-n", namespace, check=False).returncode == 0
+
+
+WEB = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: registry.example/web:1.0
+          ports: [{containerPort: 8080}]
+"""
+
+
+def changed_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+
+
+def test_diff_local_compares_a_working_tree_as_the_user_and_writes_nothing(
+    driftguard_cli: Run, kubectl: Callable[..., subprocess.CompletedProcess[str]], apps: Apps,
+    git_server: GitServer, repo: str, namespace: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    extra = config_map("x").replace("name: greeting", "name: extra")
+    git_server.commit(
+        repo, {"app/cm.yaml": config_map("hello"), "app/web.yaml": WEB, "app/extra.yaml": extra}
+    )
+    apps.create("shop", {"repoURL": git_server.git_url(repo), "path": "app"})
+    assert driftguard_cli("sync", "shop", "-n", namespace).returncode == 0
+    synced = apps.get("shop")
+    work = tmp_path / "work"
+    subprocess.run(["git", "clone", "-q", git_server.git_url(repo), str(work)], check=True, timeout=60)
+    app_dir = str(work / "app")
+
+    def diff(*extra: str) -> subprocess.CompletedProcess[str]:
+        return driftguard_cli("diff", "shop", "-n", namespace, "--local", app_dir, *extra)
+
+    # The tree Git has: no difference, the server's defaults (a Deployment's) included.
+    same = diff()
+    assert (same.returncode, same.stdout, same.stderr) == (0, "", ""), same.stdout + same.stderr
+    # One field edited: exactly it, in the server diff's format, no colour into a pipe.
+    (work / "app" / "cm.yaml").write_text(config_map("bonjour"))
+    edited = diff()
+    assert edited.returncode == 1, edited.stderr
+    assert edited.stdout.splitlines()[0] == f"===== ConfigMap {namespace}/greeting (configured)"
+    assert changed_lines(edited.stdout) == ["-  GREETING: hello", "+  GREETING: bonjour"], edited.stdout
+    assert "\033[" not in edited.stdout
+    # A new file's object is created; a file gone is pruned, as the server's diff (a dry-run sync
+    # with prune) reports it.
+    (work / "app" / "new.yaml").write_text(config_map("fresh").replace("name: greeting", "name: fresh"))
+    (work / "app" / "extra.yaml").unlink()
+    grown = diff()
+    assert grown.returncode == 1, grown.stderr
+    assert f"===== ConfigMap {namespace}/fresh (created)" in grown.stdout
+    assert "+  GREETING: fresh" in changed_lines(grown.stdout)
+    assert f"===== ConfigMap {namespace}/extra (pruned)" in grown.stdout
+    assert "-  GREETING: x" in changed_lines(grown.stdout)
+    # A directory outside Git is its own root.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "cm.yaml").write_text(config_map("hello"))
+    (fresh / "web.yaml").write_text(WEB)
+    (fresh / "extra.yaml").write_text(extra)
+    outside = driftguard_cli("diff", "shop", "-n", namespace, "--local", str(fresh))
+    assert outside.returncode == 0, outside.stdout + outside.stderr
+    # A render error: the renderer's message, naming the file; exit 2.
+    (work / "app" / "broken.yaml").write_text("kind: [\n")
+    broken = diff()
+    assert broken.returncode == 2 and broken.stdout == "", broken.stdout
+    assert broken.stderr.startswith(f"error: cannot render {app_dir}: app/broken.yaml"), broken.stderr
+    (work / "app" / "broken.yaml").unlink()
+    assert diff("--revision", "main").returncode == 2  # a usage error
+
+    # Nothing was written: the live object, the Application's history and operation are as they were.
+    live = json.loads(kubectl("get", "configmap", "greeting", "-n", namespace, "-o", "json").stdout)
+    assert live["data"] == {"GREETING": "hello"}
+    assert kubectl("get", "configmap", "fresh", "-n", namespace, check=False).returncode != 0
+    after = apps.get("shop")
+    assert after["metadata"]["resourceVersion"] == synced["metadata"]["resourceVersion"]
+
+    # As a user who may read the Application but not its ConfigMaps: a Forbidden error per
+    # ConfigMap, exit 2, never a silent skip.
+    kubectl("create", "role", "app-reader", "-n", namespace, "--verb=get",
+            "--resource=applications.gitops.driftguard.io,deployments.apps")  # fmt: skip
+    kubectl("create", "rolebinding", "app-reader", "-n", namespace, "--role=app-reader", "--user=reader")
+    refused = diff("--as=reader")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    errors = refused.stderr.splitlines()
+    denied = 'Error from server (Forbidden): configmaps "greeting" is forbidden: User "reader" cannot get'
+    assert denied in refused.stderr, refused.stderr
+    assert all(line.startswith("Error from server (Forbidden): configmaps ") for line in errors), errors
+    # Whether fresh exists is not the reader's to know either.
+    assert {line.split('"')[1] for line in errors} == {"greeting", "extra", "fresh"}
+    assert "greeting" not in refused.stdout
+    # As nobody: not even the Application.
+    nobody = diff("--as=nobody")
+    assert nobody.returncode == 2, nobody.stdout
+    assert nobody.stderr.startswith("Error from server (Forbidden): "), nobody.stderr
