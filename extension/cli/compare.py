@@ -2,7 +2,7 @@
 the controller prepares them, against the live objects as the user may read them. Pure.
 
 The controller's dry run asks kube-apiserver for a server-side apply of Git's object as its field
-manager and diffs the answer with the live object (controller/reconcile.py ``_dry_run``). A local
+manager and diffs the answer with the live object (controller/sync/dryrun.py). A local
 diff writes nothing, not even a dry run (the drift guard would deny a user's apply of a managed
 object), so the apply is computed here with the extension's own server-side apply
 (``extension.api.managed_fields``), typed by the kind's OpenAPI schema as the server types it: the
