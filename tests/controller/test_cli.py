@@ -265,14 +265,21 @@ def test_diff_local_compares_a_working_tree_as_the_user_and_writes_nothing(
     assert "+  GREETING: fresh" in changed_lines(grown.stdout)
     assert f"===== ConfigMap {namespace}/extra (pruned)" in grown.stdout
     assert "-  GREETING: x" in changed_lines(grown.stdout)
-    # A directory outside Git is its own root.
+    # A directory outside Git is its own root; a kustomization there is built with the kubectl on
+    # PATH, as the controller builds it.
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     (fresh / "cm.yaml").write_text(config_map("hello"))
     (fresh / "web.yaml").write_text(WEB)
     (fresh / "extra.yaml").write_text(extra)
+    (fresh / "kustomization.yaml").write_text("resources: [cm.yaml, web.yaml, extra.yaml]\n")
     outside = driftguard_cli("diff", "shop", "-n", namespace, "--local", str(fresh))
     assert outside.returncode == 0, outside.stdout + outside.stderr
+    assert "note: comparing path . of" in outside.stderr and "the Application's path is app" in outside.stderr
+    (fresh / "kustomization.yaml").write_text("resources: [cm.yaml, missing.yaml]\n")
+    unbuilt = driftguard_cli("diff", "shop", "-n", namespace, "--local", str(fresh))
+    assert unbuilt.returncode == 2, unbuilt.stdout
+    assert "kustomization.yaml: resources entry 'missing.yaml'" in unbuilt.stderr, unbuilt.stderr
     # A render error: the renderer's message, naming the file; exit 2.
     (work / "app" / "broken.yaml").write_text("kind: [\n")
     broken = diff()
