@@ -203,8 +203,9 @@ def plan_prune(
 @dataclass(frozen=True)
 class Change:
     ref: ObjectRef
-    action: str  # created, configured, unchanged, pruned, failed, skipped
+    action: str  # created, configured, unchanged, pruned, failed, skipped; a hook's succeeded or failed
     message: str = ""
+    hook: str = ""  # the phase a hook ran in: PreSync, Sync, PostSync, SyncFail, PreDelete
 
     def __str__(self) -> str:
         return f"{self.ref} {self.action}" + (f": {self.message}" if self.message else "")
@@ -216,8 +217,8 @@ class ChangeSet:
 
     changes: list[Change] = field(default_factory=list)
 
-    def add(self, ref: ObjectRef, action: str, message: str = "") -> None:
-        self.changes.append(Change(ref, action, message))
+    def add(self, ref: ObjectRef, action: str, message: str = "", hook: str = "") -> None:
+        self.changes.append(Change(ref, action, message, hook))
 
     def count(self, action: str) -> int:
         return sum(1 for change in self.changes if change.action == action)
@@ -226,6 +227,9 @@ class ChangeSet:
         counts = [
             f"{self.count(a)} {a}" for a in ("created", "configured", "pruned", "failed") if self.count(a)
         ]
+        hooks = sum(1 for change in self.changes if change.hook and change.action == "succeeded")
+        if hooks:
+            counts.append(f"{hooks} hook{'s' if hooks > 1 else ''} succeeded")
         return ", ".join(counts) or "nothing to change"
 
     def failed(self) -> list[Change]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from controller.hookspec import HELM_HOOK, HOOK_ANNOTATIONS
 from controller.render.errors import Limits, RenderError, TooLargeError, size_text
 
 _MAX_PROBLEMS = 5  # validation problems listed in one message; the rest are counted
@@ -149,10 +150,11 @@ class Manifests:
         api_version, kind, meta = obj["apiVersion"], obj["kind"], obj["metadata"]
         group = api_version.rpartition("/")[0]
         namespace = meta.get("namespace") or self._default_namespace
-        key = (group, kind, namespace, meta["name"])
+        name = meta.get("name") or f"{meta['generateName']}*"  # a hook named by the API server
+        key = (group, kind, namespace, name)
         first = self._seen.get(key)
         if first is not None:
-            ref = f"{kind}/{namespace}/{meta['name']}" if namespace else f"{kind}/{meta['name']}"
+            ref = f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
             self._problems.append(f"{ref} is defined twice: in {first.brief()} and in {where.brief()}")
             return
         self._seen[key] = where
@@ -179,6 +181,8 @@ def _object_problem(obj: Any) -> str:
     if not isinstance(meta, dict):
         return "metadata must be a mapping"
     name = meta.get("name")
+    if (name is None or name == "") and _generated_hook(meta):
+        return ""  # a sync hook the API server names (generateName), created anew each time it runs
     if name is None or name == "":
         return "missing metadata.name"
     if not isinstance(name, str):
@@ -187,6 +191,14 @@ def _object_problem(obj: Any) -> str:
     if namespace is not None and not isinstance(namespace, str):
         return "metadata.namespace must be a string"
     return ""
+
+
+def _generated_hook(meta: Mapping[str, Any]) -> bool:
+    annotations = meta.get("annotations")
+    return (
+        isinstance(meta.get("generateName"), str) and bool(meta["generateName"])
+        and isinstance(annotations, dict) and any(k in annotations for k in (*HOOK_ANNOTATIONS, HELM_HOOK))
+    )  # fmt: skip
 
 
 def _type_name(value: Any) -> str:

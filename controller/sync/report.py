@@ -41,7 +41,7 @@ def operation_state(
     if target is not None:
         result = [{
             "group": c.ref.group, "kind": c.ref.kind, "namespace": c.ref.namespace, "name": c.ref.name,
-            "status": c.action, "message": c.message,
+            "status": c.action, "message": c.message, **({"hookPhase": c.hook} if c.hook else {}),
         } for c in (changes.changes if changes else [])]  # fmt: skip
         state["syncResult"] = {"revision": target.sha, "source": target.source, "resources": result}
         if diffs is not None:

@@ -8,7 +8,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller import plan
+from controller import hookspec, plan
 from controller import status as st
 from controller.kube import Kube
 from controller.sources import Sources
@@ -23,7 +23,8 @@ class Target:
     source: dict[str, Any]
     sha: str = ""
     access: str = ""  # the credential Secret it was fetched with; "" for none
-    objects: list[dict[str, Any]] = field(default_factory=list)
+    objects: list[dict[str, Any]] = field(default_factory=list)  # compared, applied, tracked, pruned
+    hooks: list[hookspec.Hook] = field(default_factory=list)  # run by a sync, never tracked or pruned
 
 
 class Targets:
@@ -50,19 +51,31 @@ class Targets:
             revision = str(operation["sync"]["revision"])
         return self._build(scope, app, key, source, revision)
 
-    def deployed(self, scope: Scope, app: dict[str, Any], key: AppKey) -> Target | None:
+    def deployed(self, scope: Scope, app: dict[str, Any], key: AppKey, judge: bool = True) -> Target | None:
         """What the last sync deployed (the newest history entry), e.g. the revision a rollback
-        put back while auto-sync is paused; None without history."""
+        put back while auto-sync is paused; None without history. Without ``judge``, its objects
+        are not checked against the project (the caller judges what it uses)."""
         history = (app.get("status") or {}).get("history") or []
         if not history:
             return None
         entry = history[-1]
         source = copy.deepcopy(entry.get("source") or (app.get("spec") or {}).get("source") or {})
-        return self._build(scope, app, key, source, str(entry["revision"]))
+        return self._build(scope, app, key, source, str(entry["revision"]), judge)
+
+    def refusals(self, scope: Scope, app: dict[str, Any], objs: list[dict[str, Any]]) -> list[str]:
+        """What the project refuses of ``objs``, in words."""
+        server, dest_name, _ = projects.destination((app.get("spec") or {}).get("destination"))
+        return [str(r) for r in projects.object_refusals(scope.project, scope.name, server, dest_name, (
+            (*plan.group_kind(o), str(o["metadata"].get("namespace") or ""),
+             str(o["metadata"].get("name") or o["metadata"].get("generateName") or ""),
+             bool(o["metadata"].get("namespace")))
+            for o in objs
+        ))]  # fmt: skip
 
     def _build(
-        self, scope: Scope, app: dict[str, Any], key: AppKey, source: dict[str, Any], revision: str
-    ) -> Target:
+        self, scope: Scope, app: dict[str, Any], key: AppKey, source: dict[str, Any], revision: str,
+        judge: bool = True,
+    ) -> Target:  # fmt: skip
         spec = app.get("spec") or {}
         url = str(source.get("repoURL") or "")
         name, project = scope.name, scope.project
@@ -93,12 +106,7 @@ class Targets:
             target.objects = plan.prepare(rendered, key, destination_ns, self._namespaced)
         except plan.PlanError as exc:
             raise st.Step(st.RENDER_FAILED, str(exc), temporary=False) from exc
-        server, dest_name, _ = projects.destination(spec.get("destination"))
-        refused = projects.object_refusals(project, name, server, dest_name, (
-            (*plan.group_kind(o), str(o["metadata"].get("namespace") or ""), str(o["metadata"]["name"]),
-             bool(o["metadata"].get("namespace")))
-            for o in target.objects
-        ))  # fmt: skip
+        refused = self.refusals(scope, app, target.objects) if judge else []
         if refused:
             listed = "; ".join(str(r) for r in refused[:10]) + (
                 f"; and {len(refused) - 10} more" if len(refused) > 10 else ""
@@ -109,6 +117,12 @@ class Targets:
                 "what is deployed stays",
                 temporary=False,
             )
+        # Hooks are judged by the project as any object is, then kept apart: a sync runs them.
+        try:
+            split = hookspec.partition(target.objects)
+        except plan.PlanError as exc:
+            raise st.Step(st.RENDER_FAILED, str(exc), temporary=False) from exc
+        target.objects, target.hooks = split.resources, split.hooks
         return target
 
     def _namespaced(self, group: str, kind: str) -> bool | None:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from controller import hookspec as hooks, plan
+from controller import hookspec as hooks
+from controller import plan
 
 
 def job(name: str = "migrate", generate: bool = False, **annotations: str) -> dict[str, Any]:
