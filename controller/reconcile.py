@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller import plan
+from controller import hookspec, plan
 from controller import status as st
 from controller.breakglass import next_expiry
 from controller.git import RepoCache
@@ -36,10 +36,12 @@ from controller.sources import Sources
 from controller.sync import compare, delete, dryrun, prune
 from controller.sync.apply import Applier
 from controller.sync.decide import Decision, decide, paused
+from controller.sync.hooks import HookRunner
 from controller.sync.project import Scope, enter_project
 from controller.sync.report import Reporter, now_text, operation_state, report_unbacked
 from controller.sync.statuswrite import StatusWriter
 from controller.sync.target import Target, Targets
+from controller.sync.wait import wait_healthy
 from extension.api import fieldsets, jsoncodec, projects, seals
 from extension.api.checks import parse_time
 from extension.api.schema import GROUP, VERSION
@@ -151,6 +153,8 @@ class Reconciler:
         self.status_writer = StatusWriter(kube, self._lock, self.status_written)
         self.applier = Applier(kube, self.status_writer, self.written, options.wave_timeout, clock)
         self.reporter = Reporter(kube, metrics, clock)
+        self.hooks = HookRunner(options.wave_timeout)
+        self._pre_deleted: set[str] = set()  # Applications (by uid) whose PreDelete hooks succeeded
 
     # --- what the watches tell ----------------------------------------------------------------
     def touch(self, key: AppKey) -> None:
@@ -269,7 +273,11 @@ class Reconciler:
             else "OutOfSync"
         )
         status["sync"].setdefault("revision", "")
-        if app.get("operation"):
+        current = status.get("operationState") or {}
+        if app.get("operation") and not (
+            current.get("phase") == "Failed" and current.get("operation") == app["operation"]
+        ):
+            # (A failed sync has written its own, with each object's and hook's result: kept.)
             status["operationState"] = operation_state(app, "Failed", exc.message, now, None)
         old = (app.get("status") or {}).get("conditions") or []
         before = st.find_condition(old, st.READY)
@@ -403,20 +411,32 @@ class Reconciler:
         log.info("[%s] syncing revision %s (%d objects)%s", key, st.short(source.sha), count, why)
         if operation:
             status["operationState"] = operation_state(app, "Running", "syncing", now, None)
-        applied = self.applier.apply(
-            scope, app, key, source, source_desired, live, drifted, compared.foreign, decision.break_glass,
-            selected, options, inventory, status, changes,
-        )  # fmt: skip
+        # Hooks run with a sync of the whole revision; a break-glass restore or a sync of chosen
+        # resources runs none (as Argo CD's selective syncs).
+        hooks = source.hooks if not restoring and selected is None else []
+        hook_failure = self.hooks.run(scope, key, hooks, hookspec.PRE_SYNC, changes) if hooks else ""
+        applied: dict[ObjectRef, dict[str, Any]] = {}
+        if not hook_failure:  # a failed PreSync hook: nothing is applied
+            applied = self.applier.apply(
+                scope, app, key, source, source_desired, live, drifted, compared.foreign,
+                decision.break_glass, selected, options, inventory, status, changes,
+            )  # fmt: skip
         # What the applies answered is the live state now: in sync with what was applied.
         for ref, obj in applied.items():
             live[ref] = obj
             drifted[ref] = [] if source is target else compare.drift(scope, desired[ref], obj, rules)
+        if hooks and not changes.failed():
+            hook_failure = self.hooks.run(scope, key, hooks, hookspec.SYNC, changes)
         if not changes.failed() and not restoring:
             prune_plan, found = prune.plan_prune(
                 self.kube, scope, key, inventory, desired, decision.prune_on, decision.sync_request,
                 self.options.max_prune_share,
             )  # fmt: skip
             prune.prune(self.kube, scope, app, key, prune_plan, found, changes, status, now)
+        if hookspec.of_phase(hooks, hookspec.POST_SYNC) and not changes.failed():
+            hook_failure = self._post_sync(scope, key, hooks, [source_desired[r] for r in applied], changes)
+        if hooks and changes.failed():
+            self.hooks.run(scope, key, hooks, hookspec.SYNC_FAIL, changes)
         kept = prune.leftovers(inventory, desired, changes)
         failed = changes.failed()
         message = f"revision {st.short(source.sha)}: {changes.summary()}"
@@ -446,13 +466,39 @@ class Reconciler:
             )  # fmt: skip
         elif decision.sync_request and not failed:
             status["conditions"] = st.remove_condition(status.get("conditions") or [], st.AUTO_SYNC_PAUSED)
+        # A failed hook stays said in its own condition until a sync that runs hooks succeeds (the
+        # Ready condition tells of the last reconcile, which may be a compare).
+        if hook_failure:
+            failed_phase = hook_failure.split(" ", 1)[0]  # the messages begin with the phase
+            status["conditions"] = st.set_condition(
+                status.get("conditions") or [], st.HOOK_FAILED, "True", f"{failed_phase}Failed",
+                f"revision {st.short(source.sha)}: {hook_failure}"[:2000], now,
+            )  # fmt: skip
+        elif hooks and not failed:
+            status["conditions"] = st.remove_condition(status.get("conditions") or [], st.HOOK_FAILED)
         self.metrics.syncs.labels(result="failed" if failed else "succeeded").inc()
         self.kube.event(app, "Warning" if failed else "Normal", "SyncFailed" if failed else "Synced", message)
         log.info("[%s] %s", key, message)
         if failed:
             pruning = all(c.message.startswith("prune failed") for c in failed)
-            raise st.Step(st.PRUNE_FAILED if pruning else st.APPLY_FAILED, message)
+            reason = st.HOOK_FAILED if hook_failure else st.PRUNE_FAILED if pruning else st.APPLY_FAILED
+            raise st.Step(reason, message)
         return kept
+
+    def _post_sync(
+        self, scope: Scope, key: AppKey, hooks: list[hookspec.Hook], synced: list[dict[str, Any]],
+        changes: plan.ChangeSet,
+    ) -> str:  # fmt: skip
+        """PostSync hooks run once what the sync applied is healthy: why they failed, or ""."""
+        try:
+            wait_healthy(self.kube, scope, key, synced, self.options.wave_timeout)
+        except st.Step as exc:
+            why = f"PostSync hooks did not run: {exc.message}"
+            for wave in hookspec.of_phase(hooks, hookspec.POST_SYNC):
+                for hook in wave:
+                    changes.add(hook.ref, "failed", why, hook=hookspec.POST_SYNC)
+            return why
+        return self.hooks.run(scope, key, hooks, hookspec.POST_SYNC, changes)
 
     # --- deletion ---------------------------------------------------------------------------
     def _finalize(self, app: dict[str, Any], key: AppKey) -> Outcome:
@@ -476,6 +522,7 @@ class Reconciler:
     def _delete_inventory(
         self, scope: Scope, app: dict[str, Any], key: AppKey, finalizers: list[str]
     ) -> Outcome:
+        self._pre_delete(scope, app, key)
         remaining = delete.delete_inventory(self.kube, scope, app, key)
         if remaining:
             self.kube.event(app, "Warning", st.PRUNE_FAILED, "could not delete: " + "; ".join(remaining[:3]))
@@ -489,6 +536,45 @@ class Reconciler:
                 return Outcome(requeue_after=0.5 if exc.code == 409 else None)
             raise
         return Outcome()
+
+    def _pre_delete(self, scope: Scope, app: dict[str, Any], key: AppKey) -> None:
+        """PreDelete hooks of the deployed revision run (once) before a cascading deletion deletes
+        anything; while one fails, nothing is deleted. Hooks that cannot be read (Git is gone, the
+        render fails) or that the project no longer allows cannot run: the deletion goes on without
+        them, and a Warning Event says so."""
+        uid = str(app["metadata"].get("uid"))
+        if uid in self._pre_deleted:
+            return
+        try:
+            deployed = self.targets.deployed(scope, app, key, judge=False)  # None: nothing deployed
+        except st.Step as exc:
+            self._without_pre_delete(app, key, uid, f"they cannot be read: {exc.message}")
+            return
+        hooks = [
+            h
+            for wave in hookspec.of_phase(deployed.hooks if deployed else [], hookspec.PRE_DELETE)
+            for h in wave
+        ]
+        refused = self.targets.refusals(scope, app, [h.obj for h in hooks])
+        if refused:
+            self._without_pre_delete(app, key, uid, f"the project refuses them: {'; '.join(refused[:3])}")
+            return
+        if deployed is not None and hooks:
+            changes = plan.ChangeSet()
+            failure = self.hooks.run(scope, key, hooks, hookspec.PRE_DELETE, changes)
+            if failure:
+                raise st.Step(
+                    st.HOOK_FAILED, f"{failure}; nothing is deleted until its PreDelete hooks succeed"
+                )
+            summary = f"revision {st.short(deployed.sha)}: {changes.summary()}"
+            self.kube.event(app, "Normal", "PreDeleteHooks", summary)
+        self._pre_deleted.add(uid)
+
+    def _without_pre_delete(self, app: dict[str, Any], key: AppKey, uid: str, why: str) -> None:
+        message = f"PreDelete hooks did not run, {why}; deleting the deployed objects without them"
+        log.warning("[%s] %s", key, message)
+        self.kube.event(app, "Warning", st.HOOK_FAILED, message)
+        self._pre_deleted.add(uid)
 
     def release(self, app: dict[str, Any]) -> None:
         """An Application deleted without the resources finalizer: its objects stay, without
