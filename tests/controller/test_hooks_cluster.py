@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from extension.api.tracking import RESOURCES_FINALIZER
+from tests.controller.conftest import Tenant
 from tests.support.apps import Apps
 from tests.support.gitserver import GitServer
 from tests.support.waiting import wait_for
@@ -227,3 +229,34 @@ def test_predelete_hooks_run_before_a_cascading_deletion(
     wait_for(
         lambda: get(kubectl, "configmap", "app", namespace) is None, "the deployed ConfigMap to be deleted"
     )
+
+
+def test_a_hook_the_project_refuses_is_never_created_and_nothing_is_applied(
+    tenant: Tenant, git_server: GitServer, repo: str, api_client: client.ApiClient, kubectl: Kubectl
+) -> None:
+    """Hooks are the Application's objects like any other: a tenant whose project takes Jobs away
+    cannot run one as a hook (an edit user may create Jobs in the namespace with their own rights,
+    but not through the Application)."""
+    tenant.set_project(
+        sourceNamespaces=[tenant.namespace], sourceRepos=["*"],
+        destinations=[{"server": "*", "namespace": tenant.namespace}],
+        namespaceResourceBlacklist=[{"group": "batch", "kind": "Job"}],
+    )  # fmt: skip
+    git_server.commit(repo, files(note("app", {}), job("migrate", {HOOK: "PreSync"})))
+    tenant.as_user(
+        "apply", "-f", "-", input=tenant.application("shop", git_server.git_url(repo), tenant.project)
+    )
+    apps = Apps(api_client, tenant.namespace)
+    path = f"/apis/gitops.driftguard.io/v1alpha1/namespaces/{tenant.namespace}/applications/shop/sync"
+    recorded = tenant.as_user("create", "--raw", path, "-f", "-", input="{}")
+    assert recorded.returncode == 0, recorded.stderr
+
+    def refused(app: dict[str, Any]) -> bool:
+        conditions = (app.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["reason"] == "ProjectDenied" for c in conditions)
+
+    app = apps.wait("shop", "the project's refusal", refused)
+    ready = next(c for c in app["status"]["conditions"] if c["type"] == "Ready")
+    assert "Job" in ready["message"] and "migrate" in ready["message"]
+    assert get(kubectl, "job", "migrate", tenant.namespace) is None
+    assert get(kubectl, "configmap", "app", tenant.namespace) is None  # nothing applied
