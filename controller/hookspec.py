@@ -4,11 +4,13 @@ finished. Pure: plain dicts in, decisions out; the sync engine runs them.
 
 A hook is an object annotated ``argocd.argoproj.io/hook`` (or ``gitops.driftguard.io/hook``) with
 one or more of PreSync, Sync, PostSync, SyncFail, PreDelete, comma separated; ``Skip`` means the
-object is never applied. Without those, Helm's ``helm.sh/hook`` is read as Argo CD reads it:
-pre-install and pre-upgrade (and Helm 2's crd-install) run as PreSync, post-install and
-post-upgrade as PostSync, pre-delete as PreDelete; test hooks and the kinds Argo CD has no phase
-for (post-delete, pre- and post-rollback) are not applied. ``helm.sh/hook-weight`` is the wave
-unless a sync-wave annotation says otherwise.
+object is never applied. As in Argo CD, a value it does not know is ignored, and a hook with no
+phase this controller runs (PostDelete, say) is never applied. Without those, Helm's
+``helm.sh/hook`` is read as Argo CD reads it: pre-install and pre-upgrade run as PreSync,
+post-install and post-upgrade as PostSync, pre-delete as PreDelete; Helm 2's crd-install is an
+ordinary resource; test hooks and the kinds Argo CD has no phase for (post-delete, pre- and
+post-rollback) are not applied. ``helm.sh/hook-weight`` is the wave unless a sync-wave annotation
+says otherwise.
 
 Delete policies: ``…/hook-delete-policy`` (HookSucceeded, HookFailed, BeforeHookCreation; Helm's
 hook-succeeded, hook-failed, before-hook-creation), BeforeHookCreation when none is given.
@@ -33,10 +35,10 @@ SUCCEEDED, FAILED, BEFORE_CREATION = "HookSucceeded", "HookFailed", "BeforeHookC
 POLICIES = (SUCCEEDED, FAILED, BEFORE_CREATION)
 
 _HELM_PHASES = {
-    "pre-install": PRE_SYNC, "pre-upgrade": PRE_SYNC, "crd-install": PRE_SYNC,
+    "pre-install": PRE_SYNC, "pre-upgrade": PRE_SYNC,
     "post-install": POST_SYNC, "post-upgrade": POST_SYNC, "pre-delete": PRE_DELETE,
 }  # fmt: skip
-_HELM_UNSUPPORTED = ("test", "test-success", "test-failure", "post-delete", "pre-rollback", "post-rollback")
+HELM_CRD_INSTALL = "crd-install"  # Helm 2's: Argo CD applies the object as an ordinary resource
 _HELM_POLICIES = {"hook-succeeded": SUCCEEDED, "hook-failed": FAILED, "before-hook-creation": BEFORE_CREATION}
 
 # A hook's outcome.
@@ -98,22 +100,16 @@ def classify(obj: dict[str, Any]) -> Hook | str | None:
         return None
     if own is not None:
         values = _values(notes[own])
-        unknown = [v for v in values if v not in (*PHASES, SKIP)]
-        if unknown or not values:
-            raise plan.PlanError(
-                f"{_where(obj)}: annotation {own} must list {', '.join(PHASES)} or {SKIP}, not {notes[own]!r}"
-            )
         if SKIP in values:
             return SKIP
-        phases = tuple(dict.fromkeys(values))
+        phases = tuple(dict.fromkeys(v for v in values if v in PHASES))
     else:
         values = _values(notes[HELM_HOOK])
+        if values == [HELM_CRD_INSTALL]:
+            return None
         phases = tuple(dict.fromkeys(_HELM_PHASES[v] for v in values if v in _HELM_PHASES))
-        unknown = [v for v in values if v not in _HELM_PHASES and v not in _HELM_UNSUPPORTED]
-        if unknown:
-            raise plan.PlanError(f"{_where(obj)}: annotation {HELM_HOOK} has unknown hook types {unknown}")
-        if not phases:
-            return SKIP  # a Helm test, or a kind of hook Argo CD has no phase for
+    if not phases:
+        return SKIP  # a Helm test, or a hook of a phase this controller does not run
     meta = obj.get("metadata") or {}
     if not meta.get("name") and not meta.get("generateName"):
         raise plan.PlanError(f"{_where(obj)}: a hook needs metadata.name or metadata.generateName")
@@ -137,12 +133,7 @@ def _policies(obj: dict[str, Any], helm_hook: bool) -> frozenset[str]:
     own = next((k for k in POLICY_ANNOTATIONS if k in notes), None)
     found: list[str] = []
     if own is not None:
-        found = _values(notes[own])
-        unknown = [v for v in found if v not in POLICIES]
-        if unknown:
-            raise plan.PlanError(
-                f"{_where(obj)}: annotation {own} must list {', '.join(POLICIES)}, not {notes[own]!r}"
-            )
+        found = [v for v in _values(notes[own]) if v in POLICIES]  # others ignored, as Argo CD does
     elif helm_hook and HELM_POLICY in notes:
         found = [_HELM_POLICIES[v] for v in _values(notes[HELM_POLICY]) if v in _HELM_POLICIES]
     return frozenset(found or [BEFORE_CREATION])

@@ -37,13 +37,13 @@ def test_argo_cds_and_our_annotation_name_phases_and_skip(key: str) -> None:
     assert hooks.classify(job(**{key: "Skip"})) == hooks.SKIP
 
 
-def test_an_unknown_phase_is_refused_with_the_object_and_the_choices() -> None:
-    with pytest.raises(plan.PlanError, match=r"Job migrate: annotation argocd.argoproj.io/hook must list"):
-        hooks.classify(job(**{"argocd.argoproj.io/hook": "PreSnyc"}))
-    with pytest.raises(plan.PlanError, match="hook-delete-policy must list"):
-        hooks.classify(
-            job(**{"argocd.argoproj.io/hook": "Sync", "argocd.argoproj.io/hook-delete-policy": "Always"})
-        )
+def test_unknown_values_are_ignored_as_argo_cd_ignores_them() -> None:
+    # A phase this controller does not run (Argo CD's PostDelete), or a typo: never applied.
+    assert hooks.classify(job(**{"argocd.argoproj.io/hook": "PostDelete"})) == hooks.SKIP
+    assert hooks.classify(job(**{"argocd.argoproj.io/hook": "PreSnyc"})) == hooks.SKIP
+    assert hook_of(job(**{"argocd.argoproj.io/hook": "PostDelete,PostSync"})).phases == ("PostSync",)
+    odd = {"argocd.argoproj.io/hook": "Sync", "argocd.argoproj.io/hook-delete-policy": "Always"}
+    assert hook_of(job(**odd)).policies == {"BeforeHookCreation"}
 
 
 def test_delete_policies_and_when_they_delete() -> None:
@@ -69,7 +69,6 @@ def test_delete_policies_and_when_they_delete() -> None:
         ("pre-install", ("PreSync",)),
         ("pre-install,pre-upgrade", ("PreSync",)),
         ("post-install, post-upgrade", ("PostSync",)),
-        ("crd-install", ("PreSync",)),
         ("pre-delete", ("PreDelete",)),
     ],
 )
@@ -80,11 +79,12 @@ def test_helm_hooks_map_as_argo_cd_maps_them(helm: str, phases: tuple[str, ...])
     assert found.policies == {"HookSucceeded", "BeforeHookCreation"}
 
 
-def test_helm_tests_and_hooks_without_a_phase_are_not_applied() -> None:
-    for helm in ("test", "test-success", "post-delete", "pre-rollback"):
+def test_helm_tests_and_hooks_without_a_phase_are_not_applied_and_crd_install_is_a_resource() -> None:
+    for helm in ("test", "test-success", "post-delete", "pre-rollback", "pre-instal"):
         assert hooks.classify(job(**{"helm.sh/hook": helm})) == hooks.SKIP, helm
-    with pytest.raises(plan.PlanError, match="unknown hook types"):
-        hooks.classify(job(**{"helm.sh/hook": "pre-instal"}))
+    meta = {"name": "widgets.example.com", "annotations": {"helm.sh/hook": "crd-install"}}
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": meta}
+    assert hooks.classify(crd) is None  # applied, tracked and pruned like any object
 
 
 def test_argo_cds_annotation_wins_over_helms_and_a_sync_wave_over_a_weight() -> None:
