@@ -76,6 +76,7 @@ class Options:
     poll_seconds: float = 60.0
     max_prune_share: float = 0.5
     wave_timeout: float = 120.0
+    hook_timeout: float = 600.0  # how long a phase's wave of hooks may run
     allow_local_repositories: bool = False  # file:// sources (unsafe on a shared cluster)
     limits: Limits = field(default_factory=Limits)
 
@@ -153,7 +154,7 @@ class Reconciler:
         self.status_writer = StatusWriter(kube, self._lock, self.status_written)
         self.applier = Applier(kube, self.status_writer, self.written, options.wave_timeout, clock)
         self.reporter = Reporter(kube, metrics, clock)
-        self.hooks = HookRunner(options.wave_timeout)
+        self.hooks = HookRunner(options.hook_timeout)
         self._pre_deleted: set[str] = set()  # Applications (by uid) whose PreDelete hooks succeeded
 
     # --- what the watches tell ----------------------------------------------------------------
@@ -323,7 +324,10 @@ class Reconciler:
         policy = spec.get("syncPolicy") or {}
         options = plan.parse_options(policy.get("syncOptions") or [])
         rules = spec.get("ignoreDifferences") or []
-        inventory = st.inventory(status)
+        # An object that was an ordinary resource and is a hook now leaves the inventory: it is
+        # neither kept nor pruned (the hook takes its place).
+        hook_refs = {h.ref for h in target.hooks}
+        inventory = [ref for ref in st.inventory(status) if ref not in hook_refs]
         desired = {ObjectRef.of(o): o for o in target.objects}
         with self._lock:
             touched, quiet, epoch = self._touched.get(key, 0), self._quiet.get(key), self._epoch
@@ -414,29 +418,38 @@ class Reconciler:
         # Hooks run with a sync of the whole revision; a break-glass restore or a sync of chosen
         # resources runs none (as Argo CD's selective syncs).
         hooks = source.hooks if not restoring and selected is None else []
-        hook_failure = self.hooks.run(scope, key, hooks, hookspec.PRE_SYNC, changes) if hooks else ""
+        sha = source.sha
+        self.applier.create_namespace(scope, app, key, options)  # before anything needs it
+        hook_failure = self.hooks.run(scope, key, hooks, hookspec.PRE_SYNC, changes, sha) if hooks else ""
         applied: dict[ObjectRef, dict[str, Any]] = {}
-        if not hook_failure:  # a failed PreSync hook: nothing is applied
-            applied = self.applier.apply(
-                scope, app, key, source, source_desired, live, drifted, compared.foreign,
-                decision.break_glass, selected, options, inventory, status, changes,
-            )  # fmt: skip
-        # What the applies answered is the live state now: in sync with what was applied.
-        for ref, obj in applied.items():
-            live[ref] = obj
-            drifted[ref] = [] if source is target else compare.drift(scope, desired[ref], obj, rules)
-        if hooks and not changes.failed():
-            hook_failure = self.hooks.run(scope, key, hooks, hookspec.SYNC, changes)
-        if not changes.failed() and not restoring:
-            prune_plan, found = prune.plan_prune(
-                self.kube, scope, key, inventory, desired, decision.prune_on, decision.sync_request,
-                self.options.max_prune_share,
-            )  # fmt: skip
-            prune.prune(self.kube, scope, app, key, prune_plan, found, changes, status, now)
-        if hookspec.of_phase(hooks, hookspec.POST_SYNC) and not changes.failed():
-            hook_failure = self._post_sync(scope, key, hooks, [source_desired[r] for r in applied], changes)
+        try:
+            if not hook_failure:  # a failed PreSync hook: nothing is applied
+                applied = self.applier.apply(
+                    scope, app, key, source, source_desired, live, drifted, compared.foreign,
+                    decision.break_glass, selected, options, inventory, status, changes,
+                )  # fmt: skip
+            # What the applies answered is the live state now: in sync with what was applied.
+            for ref, obj in applied.items():
+                live[ref] = obj
+                drifted[ref] = [] if source is target else compare.drift(scope, desired[ref], obj, rules)
+            if hooks and not changes.failed():
+                hook_failure = self.hooks.run(scope, key, hooks, hookspec.SYNC, changes, sha)
+            if not changes.failed() and not restoring:
+                prune_plan, found = prune.plan_prune(
+                    self.kube, scope, key, inventory, desired, decision.prune_on, decision.sync_request,
+                    self.options.max_prune_share,
+                )  # fmt: skip
+                prune.prune(self.kube, scope, app, key, prune_plan, found, changes, status, now)
+            if hookspec.of_phase(hooks, hookspec.POST_SYNC) and not changes.failed():
+                synced = [source_desired[r] for r in applied]
+                hook_failure = self._post_sync(scope, key, hooks, synced, changes, sha)
+        except (st.Step, KubeError):
+            # A wave that did not become healthy, an API error: the SyncFail hooks run all the same.
+            if hooks:
+                self.hooks.run(scope, key, hooks, hookspec.SYNC_FAIL, changes, sha)
+            raise
         if hooks and changes.failed():
-            self.hooks.run(scope, key, hooks, hookspec.SYNC_FAIL, changes)
+            self.hooks.run(scope, key, hooks, hookspec.SYNC_FAIL, changes, sha)
         kept = prune.leftovers(inventory, desired, changes)
         failed = changes.failed()
         message = f"revision {st.short(source.sha)}: {changes.summary()}"
@@ -487,7 +500,7 @@ class Reconciler:
 
     def _post_sync(
         self, scope: Scope, key: AppKey, hooks: list[hookspec.Hook], synced: list[dict[str, Any]],
-        changes: plan.ChangeSet,
+        changes: plan.ChangeSet, sha: str,
     ) -> str:  # fmt: skip
         """PostSync hooks run once what the sync applied is healthy: why they failed, or ""."""
         try:
@@ -498,7 +511,7 @@ class Reconciler:
                 for hook in wave:
                     changes.add(hook.ref, "failed", why, hook=hookspec.POST_SYNC)
             return why
-        return self.hooks.run(scope, key, hooks, hookspec.POST_SYNC, changes)
+        return self.hooks.run(scope, key, hooks, hookspec.POST_SYNC, changes, sha)
 
     # --- deletion ---------------------------------------------------------------------------
     def _finalize(self, app: dict[str, Any], key: AppKey) -> Outcome:
@@ -561,7 +574,7 @@ class Reconciler:
             return
         if deployed is not None and hooks:
             changes = plan.ChangeSet()
-            failure = self.hooks.run(scope, key, hooks, hookspec.PRE_DELETE, changes)
+            failure = self.hooks.run(scope, key, hooks, hookspec.PRE_DELETE, changes, deployed.sha)
             if failure:
                 raise st.Step(
                     st.HOOK_FAILED, f"{failure}; nothing is deleted until its PreDelete hooks succeed"

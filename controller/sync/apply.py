@@ -49,14 +49,11 @@ class Applier:
         # (Reconciler.written).
         self.written = written
 
-    def apply(
-        self, scope: Scope, app: dict[str, Any], key: AppKey, target: Target,
-        desired: dict[ObjectRef, dict[str, Any]], live: dict[ObjectRef, dict[str, Any] | None],
-        drifted: dict[ObjectRef, list[str] | None], foreign: dict[ObjectRef, str],
-        break_glass: set[ObjectRef], selected: set[ObjectRef] | None, options: dict[str, str],
-        inventory: list[ObjectRef], status: dict[str, Any], changes: plan.ChangeSet,
-    ) -> dict[ObjectRef, dict[str, Any]]:  # fmt: skip
-        """Apply in waves; returns the objects applied, as kube-apiserver answered."""
+    def create_namespace(
+        self, scope: Scope, app: dict[str, Any], key: AppKey, options: dict[str, str]
+    ) -> None:
+        """CreateNamespace=true: the destination namespace, before anything of the sync (its
+        PreSync hooks included) needs it."""
         spec = app.get("spec") or {}
         destination_ns = str((spec.get("destination") or {}).get("namespace") or "")
         if options.get("CreateNamespace") == "true" and destination_ns:
@@ -68,6 +65,15 @@ class Applier:
                     "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": destination_ns},
                 })  # fmt: skip
                 log.info("[%s] created namespace %s (CreateNamespace=true)", key, destination_ns)
+
+    def apply(
+        self, scope: Scope, app: dict[str, Any], key: AppKey, target: Target,
+        desired: dict[ObjectRef, dict[str, Any]], live: dict[ObjectRef, dict[str, Any] | None],
+        drifted: dict[ObjectRef, list[str] | None], foreign: dict[ObjectRef, str],
+        break_glass: set[ObjectRef], selected: set[ObjectRef] | None, options: dict[str, str],
+        inventory: list[ObjectRef], status: dict[str, Any], changes: plan.ChangeSet,
+    ) -> dict[ObjectRef, dict[str, Any]]:  # fmt: skip
+        """Apply in waves; returns the objects applied, as kube-apiserver answered."""
         # Record what is about to exist before it exists: a crash mid-sync leaves nothing untracked.
         known = set(inventory)
         new = [

@@ -60,8 +60,12 @@ def decide(
     sync_request = operation.get("sync") or {}
     prune_on = bool(automated.get("prune")) or bool(sync_request.get("prune"))
     to_prune = prune_on and any(ref not in desired for ref in inventory)
+    # A hook that failed at this very revision is not run again by auto-sync (as Argo CD does not
+    # auto-sync a revision whose sync failed): a new commit, a spec change or a sync request does.
+    hooks_failed_here = _hooks_failed_at(status, sha) and not spec_changed
     wants_sync = bool(operation) or (
-        auto_sync and not is_paused and (bool(out_of_sync - break_glass) or to_prune)
+        auto_sync and not is_paused and not hooks_failed_here
+        and (bool(out_of_sync - break_glass) or to_prune)
         and (self_heal or git_changed or spec_changed or any(drifted[r] is None for r in out_of_sync))
     )  # fmt: skip
     # The objects a sync request names; None: all of them.
@@ -83,3 +87,10 @@ def decide(
         spec_changed=spec_changed, break_glass=break_glass, wants_sync=wants_sync, selected=selected,
         expired=expired, expired_live=expired_live, restoring=restoring,
     )  # fmt: skip
+
+
+def _hooks_failed_at(status: dict[str, Any], sha: str) -> bool:
+    """The HookFailed condition (controller/reconcile.py) names the revision whose hooks failed."""
+    found = st.find_condition(status.get("conditions") or [], st.HOOK_FAILED) or {}
+    message = str(found.get("message", ""))
+    return found.get("status") == "True" and message.startswith(f"revision {st.short(sha)}:")

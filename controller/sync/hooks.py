@@ -6,8 +6,10 @@ never pruned and the drift guard does not guard it.
 
 BeforeHookCreation (the default) deletes a hook of the same name left by an earlier run and waits
 for it to be gone before creating the new one; without it, an existing hook is applied over (a
-finished Job then counts as done, as in Argo CD). A hook with ``generateName`` is a new object
-each time.
+finished Job then counts as done, as in Argo CD). A hook of this revision that is still running
+(a controller restarted while waiting for it) is waited for again, not replaced. A hook with
+``generateName`` is a new object each time. A hook never takes the place of an object another
+Application deploys.
 """
 
 from __future__ import annotations
@@ -21,25 +23,29 @@ from controller import hookspec, plan
 from controller.hookspec import Hook
 from controller.kube import KubeError
 from controller.sync.project import Scope
-from extension.api.tracking import AppKey, ObjectRef
+from extension.api.tracking import AppKey, ObjectRef, claimed_app
 
 log = logging.getLogger("controller.reconcile")
 
 POLL_SECONDS = 1.0
+REVISION_ANNOTATION = "gitops.driftguard.io/hook-revision"  # the revision whose sync created it
 
 
 class HookRunner:
     def __init__(self, timeout: float, sleep: Callable[[float], None] = time.sleep) -> None:
         self.timeout, self.sleep = timeout, sleep
 
-    def run(self, scope: Scope, key: AppKey, hooks: list[Hook], phase: str, changes: plan.ChangeSet) -> str:
-        """Runs the ``phase`` hooks of ``hooks``; each result goes into ``changes``. Returns why the
-        phase failed ("" when every hook succeeded); the waves after a failed one do not run."""
+    def run(
+        self, scope: Scope, key: AppKey, hooks: list[Hook], phase: str, changes: plan.ChangeSet, revision: str
+    ) -> str:  # fmt: skip
+        """Runs the ``phase`` hooks of ``hooks`` (of ``revision``); each result goes into
+        ``changes``. Returns why the phase failed ("" when every hook succeeded); the waves after a
+        failed one do not run."""
         for wave in hookspec.of_phase(hooks, phase):
             started: list[tuple[Hook, ObjectRef]] = []
             for hook in wave:
                 try:
-                    started.append((hook, self._create(scope, key, hook, phase)))
+                    started.append((hook, self._create(scope, key, hook, phase, revision)))
                 except KubeError as exc:
                     why = f"{phase} hook {hook.describe()} could not be created: {exc.reason}: {exc.message}"
                     changes.add(hook.ref, "failed", why, hook=phase)
@@ -49,26 +55,41 @@ class HookRunner:
                 return "; ".join(failures)
         return ""
 
-    def _create(self, scope: Scope, key: AppKey, hook: Hook, phase: str) -> ObjectRef:
-        """Creates the hook (after deleting an earlier one, as its policy says): what was created."""
+    def _create(self, scope: Scope, key: AppKey, hook: Hook, phase: str, revision: str) -> ObjectRef:
+        """Creates the hook (after deleting an earlier one, as its policy says): what was created,
+        or the same hook of this revision still running."""
         objects = scope.objects
         res = objects.resource_for(hook.obj)
         meta = hook.obj.get("metadata") or {}
         namespace = str(meta.get("namespace") or "")
         body = copy.deepcopy(hook.obj)
+        body["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = revision
         if hook.generated:
             created = objects.request("POST", res.path(namespace), body=body)
         else:
             name = str(meta["name"])
-            if hookspec.BEFORE_CREATION in hook.policies and objects.get(res, namespace, name) is not None:
+            live = objects.get(res, namespace, name)
+            owner = claimed_app(live) if live is not None else None
+            if owner is not None and owner != key:
+                raise KubeError(409, "Conflict", f"{hook.describe()} is managed by Application {owner}")
+            notes = ((live or {}).get("metadata") or {}).get("annotations") or {}
+            if (
+                live is not None and notes.get(REVISION_ANNOTATION) == revision
+                and hookspec.outcome(live)[0] == hookspec.RUNNING
+            ):  # fmt: skip
+                log.info(
+                    "[%s] %s hook %s of this revision is still running: waiting for it", key, phase, name
+                )
+                return ObjectRef.of(live)
+            if hookspec.BEFORE_CREATION in hook.policies and live is not None:
                 objects.delete(res, namespace, name)
-                self._gone(scope, hook, lambda: objects.get(res, namespace, name) is None)
+                self._gone(hook, lambda: objects.get(res, namespace, name) is None)
             created = objects.apply(body)
         ref = ObjectRef.of(created)
         log.info("[%s] %s hook %s created", key, phase, ref)
         return ref
 
-    def _gone(self, scope: Scope, hook: Hook, gone: Callable[[], bool]) -> None:
+    def _gone(self, hook: Hook, gone: Callable[[], bool]) -> None:
         deadline = time.monotonic() + self.timeout
         while not gone():
             if time.monotonic() > deadline:

@@ -120,7 +120,10 @@ def test_presync_runs_before_the_apply_and_postsync_once_it_is_healthy_and_hooks
     app = apps.get("shop")
     assert [r["name"] for r in app["status"]["resources"]] == ["web"]
     assert app["status"]["sync"]["status"] == "Synced"
-    edited = kubectl("label", "job", "migrate", "-n", namespace, "edited=by-hand", check=False)
+    # An annotation Git sets, changed by hand: the guard would deny it on a guarded object.
+    edited = kubectl(
+        "annotate", "job", "migrate", "-n", namespace, f"{HOOK}=Sync", "--overwrite", check=False
+    )
     assert edited.returncode == 0, edited.stderr
     git_server.delete(repo, ["01-job.yaml", "02-job.yaml"])
     assert sync(apps, prune=True)["phase"] == "Succeeded"
@@ -171,6 +174,7 @@ def test_delete_policies_and_generate_name(
     assert first["phase"] == "Succeeded", first["message"]
     kept = get(kubectl, "job", "kept", namespace)
     assert kept is not None
+    assert ("Job", "cleaned", "PostSync", "succeeded") in results(first)
     assert get(kubectl, "job", "cleaned", namespace) is None  # HookSucceeded: deleted once it succeeded
     generated = [r["name"] for r in first["syncResult"]["resources"] if r.get("hookPhase") == "Sync"]
     assert len(generated) == 1 and generated[0].startswith("numbered-") and generated[0] != "numbered-"
@@ -260,3 +264,38 @@ def test_a_hook_the_project_refuses_is_never_created_and_nothing_is_applied(
     assert "Job" in ready["message"] and "migrate" in ready["message"]
     assert get(kubectl, "job", "migrate", tenant.namespace) is None
     assert get(kubectl, "configmap", "app", tenant.namespace) is None  # nothing applied
+
+
+def test_an_object_that_becomes_a_hook_leaves_the_inventory(
+    apps: Apps, kubectl: Kubectl, git_server: GitServer, repo: str, namespace: str
+) -> None:
+    git_server.commit(repo, files(note("app", {}), note("settings", {})))
+    apps.create("shop", {"repoURL": git_server.git_url(repo)}, syncPolicy={"automated": {"prune": True}})
+    apps.wait_synced("shop")
+    # settings becomes a PreSync hook: run as one, never pruned, and the Application is Synced.
+    second = git_server.commit(repo, files(note("app", {}), note("settings", {HOOK: "PreSync"})))
+    state = sync(apps, prune=True)
+    assert state["phase"] == "Succeeded", state["message"]
+    assert ("ConfigMap", "settings", "PreSync", "succeeded") in results(state)
+    assert not [r for r in results(state) if r[3] == "pruned"]
+    app = apps.wait_synced("shop", second)
+    assert [r["name"] for r in app["status"]["resources"]] == ["app"]
+    assert get(kubectl, "configmap", "settings", namespace) is not None
+
+
+def test_create_namespace_comes_before_the_presync_hooks(
+    apps: Apps, kubectl: Kubectl, git_server: GitServer, repo: str, namespace: str
+) -> None:
+    made = f"{namespace}-made"
+    git_server.commit(repo, files(note("app", {}), job("migrate", {HOOK: "PreSync"})))
+    apps.create(
+        "shop", {"repoURL": git_server.git_url(repo)}, destination={"namespace": made},
+        syncPolicy={"syncOptions": ["CreateNamespace=true"]},
+    )  # fmt: skip
+    try:
+        state = sync(apps)
+        assert state["phase"] == "Succeeded", state["message"]
+        assert results(state)[0] == ("Job", "migrate", "PreSync", "succeeded")
+        assert get(kubectl, "job", "migrate", made) is not None
+    finally:
+        kubectl("delete", "namespace", made, "--wait=false", check=False)
