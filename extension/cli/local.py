@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from controller import plan
+from controller import hookspec, plan
 from controller.render import RenderError, render
 from extension.api.fieldsets import Schema
 from extension.api.tracking import AppKey, ObjectRef
@@ -144,6 +144,8 @@ def cmd_diff_local(kube: Kube, args: argparse.Namespace, out: Out) -> int:
     cluster = Cluster(kube)
     try:
         prepared = plan.prepare(rendered, key, destination, cluster.namespaced(rendered))
+        # Hooks are run by a sync, not compared: as the controller does, only the other objects.
+        prepared = hookspec.partition(prepared).resources
     except plan.PlanError as exc:
         raise CLIError(f"error: {exc}") from None
     live = compare.Live()

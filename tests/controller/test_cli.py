@@ -259,7 +259,13 @@ def test_diff_local_compares_a_working_tree_as_the_user_and_writes_nothing(
     # with prune) reports it.
     (work / "app" / "new.yaml").write_text(config_map("fresh").replace("name: greeting", "name: fresh"))
     (work / "app" / "extra.yaml").unlink()
+    # A sync hook is run by a sync, never compared: not in the diff.
+    hook = config_map("hook").replace(
+        "name: greeting", "name: migrate\n  annotations: {argocd.argoproj.io/hook: PreSync}"
+    )
+    (work / "app" / "hook.yaml").write_text(hook)
     grown = diff()
+    assert "migrate" not in grown.stdout, grown.stdout
     assert grown.returncode == 1, grown.stderr
     assert f"===== ConfigMap {namespace}/fresh (created)" in grown.stdout
     assert "+  GREETING: fresh" in changed_lines(grown.stdout)
