@@ -167,7 +167,13 @@ def drift(app: dict[str, Any]) -> str:
 def results(state: dict[str, Any]) -> str:
     entries = (state.get("syncResult") or {}).get("resources") or []
     rows = [
-        [_ref(e), e.get("namespace", ""), e.get("name", ""), e.get("status", ""), e.get("message", "")]
+        [
+            _ref(e),
+            e.get("namespace", ""),
+            e.get("name", ""),
+            e.get("status", "") + (f" ({e['hookPhase']} hook)" if e.get("hookPhase") else ""),
+            e.get("message", ""),
+        ]
         for e in entries
     ]
     return table(["Kind", "Namespace", "Name", "Result", "Message"], rows) if rows else "Nothing to do."
@@ -180,7 +186,8 @@ def result_line(entry: dict[str, Any]) -> str:
     where = f" -n {entry['namespace']}" if entry.get("namespace") else ""
     message = f": {entry['message']}" if entry.get("message") else ""
     kind = str(entry.get("kind", "")).lower()
-    return f"{kind}{group}/{entry.get('name', '')}{where} {entry.get('status', '')}{message}"
+    hook = f" ({entry['hookPhase']} hook)" if entry.get("hookPhase") else ""
+    return f"{kind}{group}/{entry.get('name', '')}{where} {entry.get('status', '')}{hook}{message}"
 
 
 def bar(done: int, total: int, width: int = 20) -> str:

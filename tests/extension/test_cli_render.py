@@ -111,6 +111,10 @@ def test_a_result_line_reads_as_kubectl_apply_prints_one() -> None:
     assert render.result_line(entry) == "deployment.apps/web -n shop created"
     failed = {"kind": "Namespace", "name": "shop", "status": "failed", "message": "Forbidden: no"}
     assert render.result_line(failed) == "namespace/shop failed: Forbidden: no"
+    hook = {"group": "batch", "kind": "Job", "namespace": "shop", "name": "migrate", "status": "succeeded",
+            "hookPhase": "PreSync"}  # fmt: skip
+    assert render.result_line(hook) == "job.batch/migrate -n shop succeeded (PreSync hook)"
+    assert "succeeded (PreSync hook)" in render.results({"syncResult": {"resources": [hook]}})
 
 
 def test_the_progress_bar_fills_with_the_objects_done() -> None:

@@ -94,7 +94,7 @@ class APIError extends Error {
 async function call(method, path, body) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET") headers["X-CSRF-Token"] = CSRF;
+  if (method !== "GET" && path.startsWith(`${API}/`)) headers["X-CSRF-Token"] = CSRF; // ours only
   let response;
   try {
     response = await fetch(path, {
@@ -311,7 +311,7 @@ function operation(app) {
     h("p", { "aria-live": "polite" }, badge(state.phase), " ", state.message ?? "", " ", when(state.finishedAt ?? state.startedAt)),
     results.length ? table("Results of the last operation", ["Kind", "Namespace", "Name", "Result", "Message"],
       results.map((r) => h("tr", {}, h("td", {}, r.kind), h("td", {}, r.namespace ?? ""), h("td", {}, r.name),
-        h("td", {}, r.status ?? ""), h("td", { class: "wrap" }, r.message ?? "")))) : "");
+        h("td", {}, r.status ?? "", r.hookPhase ? ` (${r.hookPhase} hook)` : ""), h("td", { class: "wrap" }, r.message ?? "")))) : "");
 }
 
 // FieldsV1 as readable paths: f:spec → .spec, k:{"name":"web"} → [name=web], v:"x" → [x].
