@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller import hookspec, plan
+from controller import plan
 from controller import status as st
 from controller.breakglass import next_expiry
 from controller.git import RepoCache
@@ -33,15 +33,15 @@ from controller.kube import Kube, KubeError
 from controller.metrics import Metrics
 from controller.render import Limits
 from controller.sources import Sources
-from controller.sync import compare, delete, dryrun, prune
+from controller.sync import compare, delete, dryrun
 from controller.sync.apply import Applier
-from controller.sync.decide import Decision, decide, paused
+from controller.sync.decide import decide, paused
 from controller.sync.hooks import HookRunner
+from controller.sync.operation import Syncer
 from controller.sync.project import Scope, enter_project
 from controller.sync.report import Reporter, now_text, operation_state, report_unbacked
 from controller.sync.statuswrite import StatusWriter
 from controller.sync.target import Target, Targets
-from controller.sync.wait import wait_healthy
 from extension.api import fieldsets, jsoncodec, projects, seals
 from extension.api.checks import parse_time
 from extension.api.schema import GROUP, VERSION
@@ -155,7 +155,16 @@ class Reconciler:
         self.applier = Applier(kube, self.status_writer, self.written, options.wave_timeout, clock)
         self.reporter = Reporter(kube, metrics, clock)
         self.hooks = HookRunner(options.hook_timeout)
-        self._pre_deleted: set[str] = set()  # Applications (by uid) whose PreDelete hooks succeeded
+        self.syncer = Syncer(
+            kube,
+            self.targets,
+            self.applier,
+            self.hooks,
+            metrics,
+            options.max_prune_share,
+            options.wave_timeout,
+        )
+        self.pre_delete = delete.PreDelete(kube, self.targets, self.hooks)
 
     # --- what the watches tell ----------------------------------------------------------------
     def touch(self, key: AppKey) -> None:
@@ -361,7 +370,7 @@ class Reconciler:
             )  # fmt: skip
             kept = [r for r in inventory if r not in desired]
         elif decision.wants_sync or decision.restoring:
-            kept = self._sync(
+            kept = self.syncer.run(
                 scope, app, key, target, status, now, compared, decision, options, rules, inventory
             )
         else:
@@ -383,135 +392,6 @@ class Reconciler:
                 self._owners.update((ref, key) for ref in desired)
         else:
             self.forget(key)
-
-    def _sync(
-        self, scope: Scope, app: dict[str, Any], key: AppKey, target: Target, status: dict[str, Any],
-        now: str, compared: compare.Comparison, decision: Decision, options: dict[str, str],
-        rules: list[dict[str, Any]], inventory: list[ObjectRef],
-    ) -> list[ObjectRef]:  # fmt: skip
-        """Apply (wave by wave), prune, and record the result: operationState, history, Events.
-        Returns the inventory entries that left Git and still exist. Raises ApplyFailed or
-        PruneFailed when a change failed."""
-        spec, operation = app.get("spec") or {}, app.get("operation") or {}
-        desired, live, drifted = compared.desired, compared.live, compared.drifted
-        selected, expired, restoring = decision.selected, decision.expired, decision.restoring
-        changes = plan.ChangeSet()
-        source, source_desired = target, desired
-        if restoring:
-            selected = expired
-            deployed = (
-                self.targets.deployed(scope, app, key) if not decision.auto_sync or paused(app) else None
-            )
-            if deployed is not None and deployed.sha != target.sha:
-                source, source_desired = deployed, {ObjectRef.of(o): o for o in deployed.objects}
-                # An object the deployed revision does not have has no state to restore.
-                selected = {ref for ref in expired if ref in source_desired}
-        initiator = operation.get("initiatedBy") or {
-            "automated": True,
-            "username": "driftguard-controller",
-        }
-        why = " to end an expired break-glass" if restoring else ""
-        count = len(source_desired if selected is None else selected)
-        log.info("[%s] syncing revision %s (%d objects)%s", key, st.short(source.sha), count, why)
-        if operation:
-            status["operationState"] = operation_state(app, "Running", "syncing", now, None)
-        # Hooks run with a sync of the whole revision; a break-glass restore or a sync of chosen
-        # resources runs none (as Argo CD's selective syncs).
-        hooks = source.hooks if not restoring and selected is None else []
-        sha = source.sha
-        self.applier.create_namespace(scope, app, key, options)  # before anything needs it
-        hook_failure = self.hooks.run(scope, key, hooks, hookspec.PRE_SYNC, changes, sha) if hooks else ""
-        applied: dict[ObjectRef, dict[str, Any]] = {}
-        try:
-            if not hook_failure:  # a failed PreSync hook: nothing is applied
-                applied = self.applier.apply(
-                    scope, app, key, source, source_desired, live, drifted, compared.foreign,
-                    decision.break_glass, selected, options, inventory, status, changes,
-                )  # fmt: skip
-            # What the applies answered is the live state now: in sync with what was applied.
-            for ref, obj in applied.items():
-                live[ref] = obj
-                drifted[ref] = [] if source is target else compare.drift(scope, desired[ref], obj, rules)
-            if hooks and not changes.failed():
-                hook_failure = self.hooks.run(scope, key, hooks, hookspec.SYNC, changes, sha)
-            if not changes.failed() and not restoring:
-                prune_plan, found = prune.plan_prune(
-                    self.kube, scope, key, inventory, desired, decision.prune_on, decision.sync_request,
-                    self.options.max_prune_share,
-                )  # fmt: skip
-                prune.prune(self.kube, scope, app, key, prune_plan, found, changes, status, now)
-            if hookspec.of_phase(hooks, hookspec.POST_SYNC) and not changes.failed():
-                synced = [source_desired[r] for r in applied]
-                hook_failure = self._post_sync(scope, key, hooks, synced, changes, sha)
-        except (st.Step, KubeError):
-            # A wave that did not become healthy, an API error: the SyncFail hooks run all the same.
-            if hooks:
-                self.hooks.run(scope, key, hooks, hookspec.SYNC_FAIL, changes, sha)
-            raise
-        if hooks and changes.failed():
-            self.hooks.run(scope, key, hooks, hookspec.SYNC_FAIL, changes, sha)
-        kept = prune.leftovers(inventory, desired, changes)
-        failed = changes.failed()
-        message = f"revision {st.short(source.sha)}: {changes.summary()}"
-        if failed:
-            message += "; " + "; ".join(str(c) for c in failed[:3])
-        phase = "Failed" if failed else "Succeeded"
-        if (
-            operation
-            or changes.count("created") + changes.count("configured") + changes.count("pruned")
-            or decision.git_changed
-        ):
-            status["operationState"] = operation_state(app, phase, message, now, source, changes)
-        if not failed and not restoring and (decision.git_changed or operation or decision.spec_changed):
-            status["history"] = st.add_history(
-                status.get("history") or [], target.sha, target.source, now,
-                {k: v for k, v in initiator.items() if k in ("username", "automated")},
-                int(spec.get("revisionHistoryLimit", 10)),
-            )  # fmt: skip
-        for ref in expired - {c.ref for c in failed}:
-            self.applier.end_break_glass(scope, app, ref, desired[ref], decision.expired_live[ref])
-        if "rollback" in operation and not failed:
-            status["conditions"] = st.set_condition(
-                status.get("conditions") or [], st.AUTO_SYNC_PAUSED, "True", "RolledBack",
-                f"rolled back to history {operation['rollback'].get('id')} "
-                f"(revision {st.short(target.sha)}); "
-                "auto-sync stays paused until the spec changes", now,
-            )  # fmt: skip
-        elif decision.sync_request and not failed:
-            status["conditions"] = st.remove_condition(status.get("conditions") or [], st.AUTO_SYNC_PAUSED)
-        # A failed hook stays said in its own condition until a sync that runs hooks succeeds (the
-        # Ready condition tells of the last reconcile, which may be a compare).
-        if hook_failure:
-            failed_phase = hook_failure.split(" ", 1)[0]  # the messages begin with the phase
-            status["conditions"] = st.set_condition(
-                status.get("conditions") or [], st.HOOK_FAILED, "True", f"{failed_phase}Failed",
-                f"revision {st.short(source.sha)}: {hook_failure}"[:2000], now,
-            )  # fmt: skip
-        elif hooks and not failed:
-            status["conditions"] = st.remove_condition(status.get("conditions") or [], st.HOOK_FAILED)
-        self.metrics.syncs.labels(result="failed" if failed else "succeeded").inc()
-        self.kube.event(app, "Warning" if failed else "Normal", "SyncFailed" if failed else "Synced", message)
-        log.info("[%s] %s", key, message)
-        if failed:
-            pruning = all(c.message.startswith("prune failed") for c in failed)
-            reason = st.HOOK_FAILED if hook_failure else st.PRUNE_FAILED if pruning else st.APPLY_FAILED
-            raise st.Step(reason, message)
-        return kept
-
-    def _post_sync(
-        self, scope: Scope, key: AppKey, hooks: list[hookspec.Hook], synced: list[dict[str, Any]],
-        changes: plan.ChangeSet, sha: str,
-    ) -> str:  # fmt: skip
-        """PostSync hooks run once what the sync applied is healthy: why they failed, or ""."""
-        try:
-            wait_healthy(self.kube, scope, key, synced, self.options.wave_timeout)
-        except st.Step as exc:
-            why = f"PostSync hooks did not run: {exc.message}"
-            for wave in hookspec.of_phase(hooks, hookspec.POST_SYNC):
-                for hook in wave:
-                    changes.add(hook.ref, "failed", why, hook=hookspec.POST_SYNC)
-            return why
-        return self.hooks.run(scope, key, hooks, hookspec.POST_SYNC, changes, sha)
 
     # --- deletion ---------------------------------------------------------------------------
     def _finalize(self, app: dict[str, Any], key: AppKey) -> Outcome:
@@ -535,7 +415,7 @@ class Reconciler:
     def _delete_inventory(
         self, scope: Scope, app: dict[str, Any], key: AppKey, finalizers: list[str]
     ) -> Outcome:
-        self._pre_delete(scope, app, key)
+        self.pre_delete.run(scope, app, key)
         remaining = delete.delete_inventory(self.kube, scope, app, key)
         if remaining:
             self.kube.event(app, "Warning", st.PRUNE_FAILED, "could not delete: " + "; ".join(remaining[:3]))
@@ -549,45 +429,6 @@ class Reconciler:
                 return Outcome(requeue_after=0.5 if exc.code == 409 else None)
             raise
         return Outcome()
-
-    def _pre_delete(self, scope: Scope, app: dict[str, Any], key: AppKey) -> None:
-        """PreDelete hooks of the deployed revision run (once) before a cascading deletion deletes
-        anything; while one fails, nothing is deleted. Hooks that cannot be read (Git is gone, the
-        render fails) or that the project no longer allows cannot run: the deletion goes on without
-        them, and a Warning Event says so."""
-        uid = str(app["metadata"].get("uid"))
-        if uid in self._pre_deleted:
-            return
-        try:
-            deployed = self.targets.deployed(scope, app, key, judge=False)  # None: nothing deployed
-        except st.Step as exc:
-            self._without_pre_delete(app, key, uid, f"they cannot be read: {exc.message}")
-            return
-        hooks = [
-            h
-            for wave in hookspec.of_phase(deployed.hooks if deployed else [], hookspec.PRE_DELETE)
-            for h in wave
-        ]
-        refused = self.targets.refusals(scope, app, [h.obj for h in hooks])
-        if refused:
-            self._without_pre_delete(app, key, uid, f"the project refuses them: {'; '.join(refused[:3])}")
-            return
-        if deployed is not None and hooks:
-            changes = plan.ChangeSet()
-            failure = self.hooks.run(scope, key, hooks, hookspec.PRE_DELETE, changes, deployed.sha)
-            if failure:
-                raise st.Step(
-                    st.HOOK_FAILED, f"{failure}; nothing is deleted until its PreDelete hooks succeed"
-                )
-            summary = f"revision {st.short(deployed.sha)}: {changes.summary()}"
-            self.kube.event(app, "Normal", "PreDeleteHooks", summary)
-        self._pre_deleted.add(uid)
-
-    def _without_pre_delete(self, app: dict[str, Any], key: AppKey, uid: str, why: str) -> None:
-        message = f"PreDelete hooks did not run, {why}; deleting the deployed objects without them"
-        log.warning("[%s] %s", key, message)
-        self.kube.event(app, "Warning", st.HOOK_FAILED, message)
-        self._pre_deleted.add(uid)
 
     def release(self, app: dict[str, Any]) -> None:
         """An Application deleted without the resources finalizer: its objects stay, without

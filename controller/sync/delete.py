@@ -1,17 +1,19 @@
 """An Application deleted: with the resources finalizer its objects are deleted (as the project's
-ServiceAccount, and only what the project allows); without it they are released, left in place
-without the managed marks so that the drift guard lets them go."""
+ServiceAccount, and only what the project allows), after its PreDelete hooks; without it they are
+released, left in place without the managed marks so that the drift guard lets them go."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from controller import plan
+from controller import hookspec, plan
 from controller import status as st
 from controller.kube import Kube, KubeError
+from controller.sync.hooks import HookRunner
 from controller.sync.project import Scope
 from controller.sync.prune import inventory_live
+from controller.sync.target import Targets
 from extension.api.tracking import (
     MANAGED_LABEL,
     RESOURCES_FINALIZER,
@@ -59,3 +61,50 @@ def release(kube: Kube, scope: Scope, key: AppKey, app: dict[str, Any]) -> None:
             log.info("[%s] released %s (Application deleted without %s)", key, ref, RESOURCES_FINALIZER)
         except KubeError as exc:
             log.warning("[%s] could not release %s: %s", key, ref, exc.message)
+
+
+class PreDelete:
+    """PreDelete hooks, before a cascading deletion deletes anything."""
+
+    def __init__(self, kube: Kube, targets: Targets, hooks: HookRunner) -> None:
+        self.kube, self.targets, self.hooks = kube, targets, hooks
+        self.done: set[str] = set()  # Applications (by uid) whose PreDelete hooks succeeded
+
+    def run(self, scope: Scope, app: dict[str, Any], key: AppKey) -> None:
+        """PreDelete hooks of the deployed revision run (once) before a cascading deletion deletes
+        anything; while one fails, nothing is deleted. Hooks that cannot be read (Git is gone, the
+        render fails) or that the project no longer allows cannot run: the deletion goes on without
+        them, and a Warning Event says so."""
+        uid = str(app["metadata"].get("uid"))
+        if uid in self.done:
+            return
+        try:
+            deployed = self.targets.deployed(scope, app, key, judge=False)  # None: nothing deployed
+        except st.Step as exc:
+            self._skip(app, key, uid, f"they cannot be read: {exc.message}")
+            return
+        hooks = [
+            h
+            for wave in hookspec.of_phase(deployed.hooks if deployed else [], hookspec.PRE_DELETE)
+            for h in wave
+        ]
+        refused = self.targets.refusals(scope, app, [h.obj for h in hooks])
+        if refused:
+            self._skip(app, key, uid, f"the project refuses them: {'; '.join(refused[:3])}")
+            return
+        if deployed is not None and hooks:
+            changes = plan.ChangeSet()
+            failure = self.hooks.run(scope, key, hooks, hookspec.PRE_DELETE, changes, deployed.sha)
+            if failure:
+                raise st.Step(
+                    st.HOOK_FAILED, f"{failure}; nothing is deleted until its PreDelete hooks succeed"
+                )
+            summary = f"revision {st.short(deployed.sha)}: {changes.summary()}"
+            self.kube.event(app, "Normal", "PreDeleteHooks", summary)
+        self.done.add(uid)
+
+    def _skip(self, app: dict[str, Any], key: AppKey, uid: str, why: str) -> None:
+        message = f"PreDelete hooks did not run, {why}; deleting the deployed objects without them"
+        log.warning("[%s] %s", key, message)
+        self.kube.event(app, "Warning", st.HOOK_FAILED, message)
+        self.done.add(uid)
