@@ -72,8 +72,12 @@ class Applier:
         drifted: dict[ObjectRef, list[str] | None], foreign: dict[ObjectRef, str],
         break_glass: set[ObjectRef], selected: set[ObjectRef] | None, options: dict[str, str],
         inventory: list[ObjectRef], status: dict[str, Any], changes: plan.ChangeSet,
+        hooks_until: Callable[[tuple[int, int], bool], None] = lambda order, inclusive: None,
     ) -> dict[ObjectRef, dict[str, Any]]:  # fmt: skip
-        """Apply in waves; returns the objects applied, as kube-apiserver answered."""
+        """Apply in waves; returns the objects applied, as kube-apiserver answered.
+        ``hooks_until(order, inclusive)`` runs the Sync hooks due before a step (``order``, the
+        step's phase and wave as in plan.order_key, not inclusive) and, after its applies and
+        before it is waited for, those of its wave (inclusive)."""
         # Record what is about to exist before it exists: a crash mid-sync leaves nothing untracked.
         known = set(inventory)
         new = [
@@ -99,6 +103,9 @@ class Applier:
             message = f"syncing revision {st.short(target.sha)}: {count} objects in {len(steps)} steps"
             self.kube.event(app, "Normal", "SyncStarted", message)
         for index, step in enumerate(steps):
+            hooks_until(plan.order_key(step[0])[:2], False)
+            if changes.failed():
+                return applied
             for obj in step:
                 ref = ObjectRef.of(obj)
                 if ref in break_glass:
@@ -133,6 +140,8 @@ class Applier:
                     else ("configured" if drifted.get(ref) else "unchanged")
                 )
                 changes.add(ref, action)
+            if not changes.failed():
+                hooks_until(plan.order_key(step[0])[:2], True)
             if changes.failed():
                 return applied
             if index < len(steps) - 1:

@@ -78,17 +78,28 @@ class Syncer:
         hook_failure = self.hooks.run(scope, key, hooks, hookspec.PRE_SYNC, changes, sha) if hooks else ""
         applied: dict[ObjectRef, dict[str, Any]] = {}
         try:
+            # Sync hooks run with the wave of their sync-wave, after its objects are applied and
+            # before the wave is waited for; those of a wave after the last, after the apply.
+            pending = [h for wave in hookspec.of_phase(hooks, hookspec.SYNC) for h in wave]
+
+            def sync_hooks(order: tuple[int, int], inclusive: bool) -> None:
+                nonlocal hook_failure
+                due = [h for h in pending if (1, h.wave) < order or (inclusive and (1, h.wave) == order)]
+                if due:
+                    del pending[: len(due)]
+                    hook_failure = self.hooks.run(scope, key, due, hookspec.SYNC, changes, sha)
+
             if not hook_failure:  # a failed PreSync hook: nothing is applied
                 applied = self.applier.apply(
                     scope, app, key, source, source_desired, live, drifted, compared.foreign,
-                    decision.break_glass, selected, options, inventory, status, changes,
+                    decision.break_glass, selected, options, inventory, status, changes, sync_hooks,
                 )  # fmt: skip
             # What the applies answered is the live state now: in sync with what was applied.
             for ref, obj in applied.items():
                 live[ref] = obj
                 drifted[ref] = [] if source is target else compare.drift(scope, desired[ref], obj, rules)
-            if hooks and not changes.failed():
-                hook_failure = self.hooks.run(scope, key, hooks, hookspec.SYNC, changes, sha)
+            if pending and not changes.failed():
+                hook_failure = self.hooks.run(scope, key, pending, hookspec.SYNC, changes, sha)
             if not changes.failed() and not restoring:
                 prune_plan, found = prune.plan_prune(
                     self.kube, scope, key, inventory, desired, decision.prune_on, decision.sync_request,

@@ -299,3 +299,20 @@ def test_create_namespace_comes_before_the_presync_hooks(
         assert get(kubectl, "job", "migrate", made) is not None
     finally:
         kubectl("delete", "namespace", made, "--wait=false", check=False)
+
+
+def test_sync_hooks_run_with_their_wave(apps: Apps, git_server: GitServer, repo: str, namespace: str) -> None:
+    wave = "argocd.argoproj.io/sync-wave"
+    git_server.commit(repo, files(
+        note("first", {wave: "0"}), job("between", {HOOK: "Sync", wave: "1"}), note("last", {wave: "2"}),
+        job("after", {HOOK: "Sync", wave: "5"}),
+    ))  # fmt: skip
+    apps.create("shop", {"repoURL": git_server.git_url(repo)})
+    state = sync(apps)
+    assert state["phase"] == "Succeeded", state["message"]
+    assert results(state) == [
+        ("ConfigMap", "first", "", "created"),
+        ("Job", "between", "Sync", "succeeded"),
+        ("ConfigMap", "last", "", "created"),
+        ("Job", "after", "Sync", "succeeded"),
+    ]
