@@ -14,6 +14,7 @@ import pytest
 
 from tests.support import oracle
 from tests.support.cluster import TEST_PROJECT, Cluster
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -25,7 +26,14 @@ ORACLE = oracle.ORACLE_GROUP
 def oracle_crd(driftguard: Cluster) -> Iterator[str]:
     """A CRD serving our Application schema in another group: kube-apiserver's own apply."""
     driftguard.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(oracle.oracle_crd()))
-    driftguard.kubectl("wait", "--for=condition=Established", f"crd/applications.{ORACLE}", "--timeout=60s")
+
+    # Polled rather than `kubectl wait`, which fails at once while the CRD has no conditions yet.
+    def established() -> bool:
+        crd = json.loads(driftguard.kubectl("get", f"crd/applications.{ORACLE}", "-o", "json").stdout)
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_for(established, f"the CRD applications.{ORACLE} to be Established")
     yield ORACLE
     driftguard.kubectl("delete", f"crd/applications.{ORACLE}", "--wait=false")
 
