@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller import health, plan
-from extension.api.tracking import SYNC_WAVE_ANNOTATIONS, ObjectRef
+from extension.api.tracking import HELM_HOOK, HOOK_ANNOTATIONS, SYNC_WAVE_ANNOTATIONS, ObjectRef
 
-HOOK_ANNOTATIONS = ("gitops.driftguard.io/hook", "argocd.argoproj.io/hook")
 POLICY_ANNOTATIONS = ("gitops.driftguard.io/hook-delete-policy", "argocd.argoproj.io/hook-delete-policy")
-HELM_HOOK, HELM_WEIGHT, HELM_POLICY = "helm.sh/hook", "helm.sh/hook-weight", "helm.sh/hook-delete-policy"
+HELM_WEIGHT, HELM_POLICY = "helm.sh/hook-weight", "helm.sh/hook-delete-policy"
 
 PRE_SYNC, SYNC, POST_SYNC, SYNC_FAIL, PRE_DELETE = "PreSync", "Sync", "PostSync", "SyncFail", "PreDelete"
 PHASES = (PRE_SYNC, SYNC, POST_SYNC, SYNC_FAIL, PRE_DELETE)
@@ -63,17 +62,13 @@ class Hook:
         return not meta.get("name") and bool(meta.get("generateName"))
 
     def describe(self) -> str:
-        meta = self.obj.get("metadata") or {}
-        name = meta.get("name") or f"{meta.get('generateName', '')}*"
-        where = f"{meta['namespace']}/" if meta.get("namespace") else ""
-        return f"{self.obj.get('kind', '')} {where}{name}"
+        return _where(self.obj)
 
 
 @dataclass(frozen=True)
 class Partition:
     resources: list[dict[str, Any]]  # what a sync applies, compares, tracks and prunes
-    hooks: list[Hook]
-    skipped: list[dict[str, Any]]  # ``Skip``, Helm test hooks: never applied
+    hooks: list[Hook]  # (``Skip`` objects and Helm test hooks are in neither: never applied)
 
 
 def _annotations(obj: dict[str, Any]) -> dict[str, Any]:
@@ -85,10 +80,11 @@ def _values(text: Any) -> list[str]:
 
 
 def _where(obj: dict[str, Any]) -> str:
+    """``Job shop/migrate``; ``Job shop/migrate-*`` for one the API server names."""
     meta = obj.get("metadata") or {}
-    return f"{obj.get('kind', '')} {meta.get('namespace', '') + '/' if meta.get('namespace') else ''}" + str(
-        meta.get("name") or meta.get("generateName") or ""
-    )
+    name = meta.get("name") or f"{meta.get('generateName', '')}*"
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj.get('kind', '')} {where}{name}"
 
 
 def classify(obj: dict[str, Any]) -> Hook | str | None:
@@ -140,17 +136,14 @@ def _policies(obj: dict[str, Any], helm_hook: bool) -> frozenset[str]:
 
 
 def partition(objs: list[dict[str, Any]]) -> Partition:
-    resources, hooks, skipped = [], [], []
+    resources, hooks = [], []
     for obj in objs:
         found = classify(obj)
         if found is None:
             resources.append(obj)
-        elif found == SKIP:
-            skipped.append(obj)
-        else:
-            assert isinstance(found, Hook)
+        elif isinstance(found, Hook):
             hooks.append(found)
-    return Partition(resources, hooks, skipped)
+    return Partition(resources, hooks)
 
 
 def of_phase(hooks: list[Hook], phase: str) -> list[list[Hook]]:

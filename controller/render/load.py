@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from controller.hookspec import HELM_HOOK, HOOK_ANNOTATIONS
 from controller.render.errors import Limits, RenderError, TooLargeError, size_text
+from extension.api.tracking import HELM_HOOK, HOOK_ANNOTATIONS
 
 _MAX_PROBLEMS = 5  # validation problems listed in one message; the rest are counted
 

@@ -23,6 +23,9 @@ MANAGED_VALUE = "true"
 TRACKING_ANNOTATION = f"{PREFIX}tracking-id"
 # Sync ordering: ours first, Argo CD's honoured so that migrated repositories keep their order.
 SYNC_WAVE_ANNOTATIONS = (f"{PREFIX}sync-wave", "argocd.argoproj.io/sync-wave")
+# A sync hook's phases (controller/hookspec.py), ours and Argo CD's; and Helm's, as Argo CD reads it.
+HOOK_ANNOTATIONS = (f"{PREFIX}hook", "argocd.argoproj.io/hook")
+HELM_HOOK = "helm.sh/hook"
 # Per-object sync options, e.g. "Prune=false" (Argo CD reads the same key).
 SYNC_OPTIONS_ANNOTATIONS = (f"{PREFIX}sync-options", "argocd.argoproj.io/sync-options")
 # "true": the controller leaves the Application alone (no sync, no status) until it is removed;
