@@ -266,6 +266,9 @@ def create_app(deps: Deps) -> Flask:
 
     # --- authenticated from here on ----------------------------------------------------------
     def user() -> User:
+        known: User | None = g.get("user")
+        if known is not None:  # authenticated once per request (a write is, before its CSRF check)
+            return known
         config = deps.requestheader()
         if config is None:
             raise errors.service_unavailable("the requestheader configuration is not loaded yet")
